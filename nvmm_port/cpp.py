@@ -1,0 +1,638 @@
+"""Preprocessor structure of a C, header or assembly file, without expanding anything.
+
+This is what variation points are made of: every ``#if``/``#ifdef``/``#ifndef``
+block with its ``#elif``/``#else`` branches (nested blocks included), every
+``#define`` with its parameters and body, every ``#include``.  It also
+evaluates conditions for a given set of known macros with three-valued logic
+(true / false / unknown), which gives the code a given OS compiles
+(unifdef semantics: only the macros you name are resolved).
+
+The scanner works on a *masked* copy of the text in which comments and the
+contents of string and character literals are blanked out (newlines kept),
+so a ``#if`` inside a comment is not a directive and identifiers in strings
+are not identifiers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterator, Union
+
+# Macros whose mention makes a conditional OS-dependent.
+OS_MACROS = {
+    "__NetBSD__": "netbsd",
+    "__NetBSD_Prereq__": "netbsd",
+    "__NetBSD_Version__": "netbsd",
+    "__DragonFly__": "dragonfly",
+    "__DragonFly_version": "dragonfly",
+    "__FreeBSD__": "freebsd",
+    "__OpenBSD__": "openbsd",
+    "__HAIKU__": "haiku",
+    "__linux__": "linux",
+    "__APPLE__": "darwin",
+}
+
+# The macro each OS is detected by (the one an #elif arm for that OS tests).
+OS_DETECT_MACRO = {
+    "netbsd": "__NetBSD__",
+    "dragonfly": "__DragonFly__",
+    "freebsd": "__FreeBSD__",
+    "openbsd": "__OpenBSD__",
+    "haiku": "__HAIKU__",
+    "linux": "__linux__",
+    "darwin": "__APPLE__",
+}
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_DIRECTIVE = re.compile(r"^[ \t]*#[ \t]*([A-Za-z_]+)?(.*)$", re.S)
+
+
+# --------------------------------------------------------------------------
+# Masking comments and literals
+
+
+class UnterminatedComment(ValueError):
+    """A ``/*`` comment runs to the end of the file (a truncated file, typically)."""
+
+    def __init__(self, line: int):
+        self.line = line
+        super().__init__(f"comment opened on line {line} is never closed")
+
+
+def mask_text(text: str, asm: bool = False) -> str:
+    """Blank out comments and the insides of string/char literals.
+
+    Newlines and every other character position are preserved, so offsets
+    and line numbers in the masked text are those of the original.  In
+    assembly (``asm=True``) a quote does not start a literal unless it is a
+    double quote (``'`` appears in AT&T character constants rarely and in
+    comments often).
+    """
+    out = list(text)
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "/" and i + 1 < n and text[i + 1] == "*":
+            j = text.find("*/", i + 2)
+            if j < 0:
+                raise UnterminatedComment(text.count("\n", 0, i) + 1)
+            j += 2
+            for k in range(i, j):
+                if out[k] != "\n":
+                    out[k] = " "
+            i = j
+        elif c == "/" and i + 1 < n and text[i + 1] == "/":
+            j = i
+            while j < n and text[j] != "\n":
+                # a line comment continues over a backslash-newline
+                if text[j] == "\\" and j + 1 < n and text[j + 1] == "\n":
+                    out[j] = " "
+                    j += 2
+                    continue
+                out[j] = " "
+                j += 1
+            i = j
+        elif c == '"' or (c == "'" and not asm):
+            j = i + 1
+            while j < n and text[j] != c and text[j] != "\n":
+                if text[j] == "\\" and j + 1 < n:
+                    if text[j + 1] != "\n":
+                        out[j + 1] = " "
+                    out[j] = " "
+                    j += 2
+                    continue
+                out[j] = " "
+                j += 1
+            i = j + 1
+        else:
+            i += 1
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------
+# Condition expressions
+
+
+@dataclass(frozen=True)
+class Defined:
+    name: str
+
+
+@dataclass(frozen=True)
+class Ident:
+    name: str
+
+
+@dataclass(frozen=True)
+class Number:
+    value: int
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    args: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str
+    operand: "Expr"
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass(frozen=True)
+class Ternary:
+    cond: "Expr"
+    then: "Expr"
+    other: "Expr"
+
+
+Expr = Union[Defined, Ident, Number, Call, Unary, Binary, Ternary]
+
+
+class ConditionError(ValueError):
+    pass
+
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>0[xX][0-9a-fA-F]+|\d+)[uUlL]*|(?P<id>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<op>&&|\|\||==|!=|<=|>=|<<|>>|[!~()<>+\-*/%&|^?:,]))"
+)
+
+_BINARY_PRECEDENCE = [
+    ("||",), ("&&",), ("|",), ("^",), ("&",), ("==", "!="), ("<", ">", "<=", ">="),
+    ("<<", ">>"), ("+", "-"), ("*", "/", "%"),
+]
+
+
+def _tokenize(text: str) -> list[tuple[str, str]]:
+    pos, toks = 0, []
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            if text[pos:].strip() == "":
+                break
+            raise ConditionError(f"cannot parse condition near {text[pos:pos + 20]!r}")
+        pos = m.end()
+        if m.group("num"):
+            toks.append(("num", m.group("num")))
+        elif m.group("id"):
+            toks.append(("id", m.group("id")))
+        elif m.group("op"):
+            toks.append(("op", m.group("op")))
+    return toks
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.toks = _tokenize(text)
+        self.i = 0
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self, value: str | None = None) -> tuple[str, str]:
+        tok = self.peek()
+        if tok is None or (value is not None and tok[1] != value):
+            raise ConditionError(f"expected {value or 'a token'}, got {tok[1] if tok else 'end of condition'}")
+        self.i += 1
+        return tok
+
+    def parse(self) -> Expr:
+        e = self.ternary()
+        if self.peek() is not None:
+            raise ConditionError(f"unexpected {self.peek()[1]!r}")
+        return e
+
+    def ternary(self) -> Expr:
+        c = self.binary(0)
+        if self.peek() == ("op", "?"):
+            self.take("?")
+            a = self.ternary()
+            self.take(":")
+            b = self.ternary()
+            return Ternary(c, a, b)
+        return c
+
+    def binary(self, level: int) -> Expr:
+        if level == len(_BINARY_PRECEDENCE):
+            return self.unary()
+        left = self.binary(level + 1)
+        while (tok := self.peek()) and tok[0] == "op" and tok[1] in _BINARY_PRECEDENCE[level]:
+            self.take()
+            left = Binary(tok[1], left, self.binary(level + 1))
+        return left
+
+    def unary(self) -> Expr:
+        tok = self.peek()
+        if tok and tok[0] == "op" and tok[1] in ("!", "~", "-", "+"):
+            self.take()
+            return Unary(tok[1], self.unary())
+        return self.primary()
+
+    def primary(self) -> Expr:
+        tok = self.take()
+        if tok == ("op", "("):
+            e = self.ternary()
+            self.take(")")
+            return e
+        if tok[0] == "num":
+            return Number(int(tok[1].rstrip("uUlL"), 0))
+        if tok[0] == "id":
+            if tok[1] == "defined":
+                if self.peek() == ("op", "("):
+                    self.take("(")
+                    name = self.take()[1]
+                    self.take(")")
+                else:
+                    name = self.take()[1]
+                return Defined(name)
+            if self.peek() == ("op", "("):
+                self.take("(")
+                args, depth, cur = [], 0, []
+                while True:
+                    t = self.take()
+                    if t == ("op", "(") :
+                        depth += 1
+                    elif t == ("op", ")"):
+                        if depth == 0:
+                            break
+                        depth -= 1
+                    if t == ("op", ",") and depth == 0:
+                        args.append(" ".join(cur))
+                        cur = []
+                    else:
+                        cur.append(t[1])
+                if cur:
+                    args.append(" ".join(cur))
+                return Call(tok[1], tuple(args))
+            return Ident(tok[1])
+        raise ConditionError(f"unexpected {tok[1]!r}")
+
+
+def parse_condition(kind: str, text: str) -> Expr:
+    """Parse the condition of a directive (``if``, ``elif``, ``ifdef``, ``ifndef``)."""
+    text = text.strip()
+    if kind in ("ifdef", "ifndef"):
+        m = _IDENT.match(text)
+        if not m:
+            raise ConditionError(f"#{kind} needs a macro name")
+        e: Expr = Defined(m.group(0))
+        return Unary("!", e) if kind == "ifndef" else e
+    if not text:
+        raise ConditionError(f"#{kind} without a condition")
+    return _Parser(text).parse()
+
+
+def names_in(expr: Expr) -> set[str]:
+    """Every macro name a condition mentions."""
+    if isinstance(expr, (Defined, Ident)):
+        return {expr.name}
+    if isinstance(expr, Call):
+        return {expr.name}
+    if isinstance(expr, Unary):
+        return names_in(expr.operand)
+    if isinstance(expr, Binary):
+        return names_in(expr.left) | names_in(expr.right)
+    if isinstance(expr, Ternary):
+        return names_in(expr.cond) | names_in(expr.then) | names_in(expr.other)
+    return set()
+
+
+# Values of known macros: an int (defined, with that value) or None (known to be
+# undefined).  A name missing from the mapping is unknown.
+Env = dict[str, Union[int, None]]
+
+
+def evaluate(expr: Expr, env: Env) -> int | None:
+    """Evaluate with three-valued logic: an int, or None when it depends on unknown macros."""
+    if isinstance(expr, Number):
+        return expr.value
+    if isinstance(expr, Defined):
+        if expr.name not in env:
+            return None
+        return int(env[expr.name] is not None)
+    if isinstance(expr, Ident):
+        if expr.name not in env:
+            return None
+        v = env[expr.name]
+        return 0 if v is None else v
+    if isinstance(expr, Call):
+        if expr.name in env and env[expr.name] is None:
+            return 0
+        return None
+    if isinstance(expr, Unary):
+        v = evaluate(expr.operand, env)
+        if v is None:
+            return None
+        return {"!": int(not v), "~": ~v, "-": -v, "+": v}[expr.op]
+    if isinstance(expr, Binary):
+        left = evaluate(expr.left, env)
+        if expr.op == "&&":
+            if left == 0:
+                return 0
+            right = evaluate(expr.right, env)
+            if right == 0:
+                return 0
+            return None if left is None or right is None else 1
+        if expr.op == "||":
+            if left not in (None, 0):
+                return 1
+            right = evaluate(expr.right, env)
+            if right not in (None, 0):
+                return 1
+            return None if left is None or right is None else 0
+        right = evaluate(expr.right, env)
+        if left is None or right is None:
+            return None
+        try:
+            return int({
+                "|": lambda a, b: a | b, "^": lambda a, b: a ^ b, "&": lambda a, b: a & b,
+                "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+                ">": lambda a, b: a > b, "<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b,
+                "<<": lambda a, b: a << b, ">>": lambda a, b: a >> b, "+": lambda a, b: a + b,
+                "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+                "/": lambda a, b: a // b, "%": lambda a, b: a % b,
+            }[expr.op](left, right))
+        except ZeroDivisionError:
+            return None
+    if isinstance(expr, Ternary):
+        c = evaluate(expr.cond, env)
+        if c is None:
+            return None
+        return evaluate(expr.then if c else expr.other, env)
+    raise TypeError(expr)
+
+
+# --------------------------------------------------------------------------
+# Directives and the conditional tree
+
+
+@dataclass
+class Directive:
+    name: str          # "if", "define", "include", ... ("" for a null directive)
+    args: str          # the rest of the logical line, comments masked, continuations joined
+    line: int          # first physical line (1-based)
+    end_line: int      # last physical line (after continuations)
+    offset: int        # offset of the first character of the line
+    end_offset: int    # offset just past the last character (before the newline)
+
+
+@dataclass
+class MacroDef:
+    name: str
+    params: tuple[str, ...] | None   # None for an object-like macro
+    body: str                        # masked body (comments blanked), whitespace-normalised
+    line: int
+    end_line: int
+
+
+@dataclass
+class Branch:
+    kind: str                 # if / ifdef / ifndef / elif / else
+    condition: str            # as written (masked, whitespace-normalised); "" for #else
+    line: int                 # the directive's line
+    body_start: int           # first line of the body (line after the directive)
+    body_end: int             # last line of the body (line before the next directive)
+    children: list["CondBlock"] = field(default_factory=list)
+
+    @property
+    def expr(self) -> Expr | None:
+        if self.kind == "else":
+            return None
+        return parse_condition(self.kind, self.condition)
+
+    def directive_text(self) -> str:
+        return f"#{self.kind} {self.condition}".rstrip()
+
+
+@dataclass
+class CondBlock:
+    branches: list[Branch]
+    line_start: int           # the #if line
+    line_end: int             # the #endif line
+    depth: int                # 0 for a block not nested in another
+    parent: "CondBlock | None" = field(default=None, repr=False)
+    parent_branch: int | None = None
+
+    def mentioned(self) -> set[str]:
+        names: set[str] = set()
+        for b in self.branches:
+            if b.kind != "else":
+                try:
+                    names |= names_in(b.expr)
+                except ConditionError:
+                    names |= set(_IDENT.findall(b.condition))
+        return names
+
+    @property
+    def is_os_conditional(self) -> bool:
+        return bool(self.mentioned() & OS_MACROS.keys())
+
+    def oses(self) -> list[str]:
+        return sorted({OS_MACROS[n] for n in self.mentioned() if n in OS_MACROS})
+
+    def walk(self) -> Iterator["CondBlock"]:
+        yield self
+        for b in self.branches:
+            for c in b.children:
+                yield from c.walk()
+
+
+@dataclass
+class ScanError:
+    line: int
+    message: str
+
+
+@dataclass
+class FileScan:
+    """The preprocessor view of one file."""
+
+    path: str
+    text: str
+    masked: str
+    directives: list[Directive]
+    blocks: list[CondBlock]          # top-level conditional blocks (children nested)
+    defines: list[MacroDef]
+    includes: list[tuple[int, str, bool]]   # (line, path, angle-bracketed)
+    errors: list[ScanError]
+    line_offsets: list[int]
+
+    def all_blocks(self) -> Iterator[CondBlock]:
+        for b in self.blocks:
+            yield from b.walk()
+
+    def os_blocks(self) -> list[CondBlock]:
+        return [b for b in self.all_blocks() if b.is_os_conditional]
+
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    def line_of(self, offset: int) -> int:
+        import bisect
+        return bisect.bisect_right(self.line_offsets, offset)
+
+    def directive_lines(self) -> set[int]:
+        s: set[int] = set()
+        for d in self.directives:
+            s.update(range(d.line, d.end_line + 1))
+        return s
+
+    # ---- evaluation for a given configuration
+
+    def inactive_lines(self, env: Env) -> set[int]:
+        """Lines that are certainly not compiled under ``env`` (unknown branches stay active)."""
+        dead: set[int] = set()
+
+        def visit(blocks: list[CondBlock]) -> None:
+            for blk in blocks:
+                taken = False   # an earlier branch is certainly true
+                for br in blk.branches:
+                    if taken:
+                        dead.update(range(br.body_start, br.body_end + 1))
+                        continue
+                    v = 1 if br.kind == "else" else _safe_eval(br, env)
+                    if v == 0:
+                        dead.update(range(br.body_start, br.body_end + 1))
+                        continue
+                    if v is not None and br.kind != "else":
+                        taken = True
+                    elif br.kind == "else":
+                        # reached only if every earlier branch was false or unknown
+                        pass
+                    visit(br.children)
+        visit(self.blocks)
+        return dead
+
+
+def _safe_eval(br: Branch, env: Env) -> int | None:
+    try:
+        return evaluate(br.expr, env)
+    except ConditionError:
+        return None
+
+
+def _norm(s: str) -> str:
+    return " ".join(s.split())
+
+
+def scan_text(text: str, path: str = "<text>", asm: bool | None = None) -> FileScan:
+    """Scan ``text`` for directives, conditional blocks, macro definitions and includes."""
+    if asm is None:
+        asm = path.endswith((".S", ".s", ".asm"))
+    try:
+        masked = mask_text(text, asm=asm)
+    except UnterminatedComment as exc:
+        return FileScan(path, text, text, [], [], [], [], [ScanError(exc.line, str(exc))],
+                        [0])
+    raw_lines = text.split("\n")
+    mlines = masked.split("\n")
+    offsets = []
+    off = 0
+    for ln in raw_lines:
+        offsets.append(off)
+        off += len(ln) + 1
+
+    directives: list[Directive] = []
+    i = 0
+    while i < len(mlines):
+        m = _DIRECTIVE.match(mlines[i])
+        start = i
+        if m:
+            parts = [mlines[i]]
+            while raw_lines[i].endswith("\\") and i + 1 < len(mlines):
+                i += 1
+                parts.append(mlines[i])
+            joined = "".join(p[:-1] if p.endswith("\\") else p for p in parts)
+            m2 = _DIRECTIVE.match(joined)
+            name = (m2.group(1) or "") if m2 else ""
+            args = m2.group(2) if m2 else ""
+            directives.append(Directive(name, args, start + 1, i + 1, offsets[start],
+                                        offsets[i] + len(raw_lines[i])))
+        else:
+            while raw_lines[i].endswith("\\") and i + 1 < len(mlines):
+                i += 1
+        i += 1
+
+    errors: list[ScanError] = []
+    blocks: list[CondBlock] = []
+    stack: list[CondBlock] = []
+    defines: list[MacroDef] = []
+    includes: list[tuple[int, str, bool]] = []
+
+    def close_branch(blk: CondBlock, upto: int) -> None:
+        blk.branches[-1].body_end = upto
+
+    for d in directives:
+        if d.name in ("if", "ifdef", "ifndef"):
+            parent = stack[-1] if stack else None
+            blk = CondBlock([Branch(d.name, _norm(d.args), d.line, d.end_line + 1, d.end_line)],
+                            d.line, d.line, len(stack), parent,
+                            len(parent.branches) - 1 if parent else None)
+            (parent.branches[-1].children if parent else blocks).append(blk)
+            stack.append(blk)
+        elif d.name in ("elif", "else"):
+            if not stack:
+                errors.append(ScanError(d.line, f"#{d.name} without #if"))
+                continue
+            blk = stack[-1]
+            if blk.branches[-1].kind == "else":
+                errors.append(ScanError(d.line, f"#{d.name} after #else"))
+            close_branch(blk, d.line - 1)
+            blk.branches.append(Branch(d.name, _norm(d.args) if d.name == "elif" else "",
+                                       d.line, d.end_line + 1, d.end_line))
+        elif d.name == "endif":
+            if not stack:
+                errors.append(ScanError(d.line, "#endif without #if"))
+                continue
+            blk = stack.pop()
+            close_branch(blk, d.line - 1)
+            blk.line_end = d.line
+        elif d.name == "define":
+            m = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)(\(([^)]*)\))?(.*)$", d.args, re.S)
+            if not m:
+                errors.append(ScanError(d.line, "#define without a macro name"))
+                continue
+            params = None
+            if m.group(2) is not None:
+                params = tuple(p.strip() for p in m.group(3).split(",") if p.strip())
+            defines.append(MacroDef(m.group(1), params, _norm(m.group(4)), d.line, d.end_line))
+        elif d.name == "include":
+            # the path is inside quotes, which masking blanked: read it from the original text
+            raw = text[d.offset:d.end_offset]
+            m = re.search(r'#\s*include\s*([<"])([^>"]+)[>"]', raw)
+            if m:
+                includes.append((d.line, m.group(2).strip(), m.group(1) == "<"))
+            else:
+                errors.append(ScanError(d.line, "#include without a file name"))
+    for blk in stack:
+        errors.append(ScanError(blk.line_start, "#if without #endif"))
+        close_branch(blk, len(raw_lines))
+        blk.line_end = len(raw_lines)
+    for blk in (b for top in blocks for b in top.walk()):
+        for br in blk.branches:
+            if br.kind != "else":
+                try:
+                    parse_condition(br.kind, br.condition)
+                except ConditionError as exc:
+                    errors.append(ScanError(br.line, f"bad condition '{br.condition}': {exc}"))
+    return FileScan(path, text, masked, directives, blocks, defines, includes, errors, offsets)
+
+
+def identifiers(masked: str) -> Iterator[tuple[int, str]]:
+    """(offset, name) of every identifier-like token in masked text (numbers skipped)."""
+    for m in _IDENT.finditer(masked):
+        s = m.start()
+        if s > 0 and masked[s - 1].isdigit():
+            continue   # the tail of a number: 0x1f, 1ULL, 1e5
+        yield s, m.group(0)
