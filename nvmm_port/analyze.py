@@ -53,7 +53,7 @@ typedef long int64_t; typedef unsigned long uintptr_t; typedef long intptr_t; ty
 typedef long ssize_t; typedef unsigned long uintmax_t; typedef long intmax_t; typedef _Bool bool;
 typedef unsigned int u_int; typedef unsigned long u_long; typedef unsigned char u_char;
 typedef unsigned short u_short; typedef int pid_t; typedef long time_t; typedef long off_t;
-typedef unsigned long pt_entry_t;
+typedef unsigned long pt_entry_t; typedef int vm_prot_t;
 #define true 1
 #define false 0
 #define NULL ((void *)0)
@@ -73,7 +73,7 @@ typedef unsigned long pt_entry_t;
 # BSD-kernel types only when the contract does not define them itself (DragonFly does).
 PARSE_PRELUDE_KERNEL_TYPES = """\
 typedef unsigned long vaddr_t; typedef unsigned long paddr_t; typedef unsigned long voff_t;
-typedef unsigned long vsize_t; typedef int vm_prot_t;
+typedef unsigned long vsize_t;
 """
 
 _HEADING = re.compile(r"^/\*\s*([A-Z][A-Za-z0-9/ _-]*?)\.?\s*\*/\s*$")
@@ -190,7 +190,7 @@ class Analyzer:
         for s in self.sources.values():
             for _, inc, angle in s.scan.includes:
                 if inc.endswith(".c"):
-                    target = self.sysroot.mapping.get(inc) or os.path.normpath(os.path.join(os.path.dirname(s.path), inc))
+                    target = self.sysroot.resolved(inc) or os.path.normpath(os.path.join(os.path.dirname(s.path), inc))
                     included.add(target)
         return [p for p in self.sources if p.endswith(".c") and p not in included]
 
@@ -219,7 +219,12 @@ class Analyzer:
         if key not in self.parses:
             src = self.sources[path]
             env = flavour_env(flavour, self.oses, src.kernel)
-            args = clangparse.base_args(_clang_defines(env), [], self.sysroot.path,
+            # quoted includes resolve next to the file, then up its tree to the role root
+            dirs, d = [], os.path.dirname(path)
+            while d:
+                dirs.append(self.root / d)
+                d = os.path.dirname(d)
+            args = clangparse.base_args(_clang_defines(env), dirs, self.sysroot.root_for(src.role),
                                         prelude=self._prelude(flavour, src.kernel))
             self.parses[key] = clangparse.parse(self.root / path, args, self.root)
         return self.parses[key]
@@ -391,8 +396,18 @@ class Analyzer:
         per_flavour: dict[str, dict[str, dict[str, int]]] = {}
         kinds: dict[str, str] = {}
         fields = {d.name for tu in self.parses.values() for d in tu.decls if d.kind == "field"}
+        contract_names = set()
+        spaces = {"var": ORDINARY, "param": ORDINARY, "function": ORDINARY, "typedef": ORDINARY,
+                  "enum_constant": ORDINARY, "struct": TAG, "union": TAG, "enum": TAG, "label": LABEL,
+                  "field": MEMBER}
         for fl in self.oses:
-            declared = {d.name for (p, f), tu in self.parses.items() if f == fl for d in tu.decls}
+            declared_in: dict[str, set[str]] = {ORDINARY: set(), TAG: set(), LABEL: set(), MEMBER: set()}
+            named = [d for (p, f), tu in self.parses.items() if f == fl for d in tu.decls if _named(d.name)]
+            for d in named:
+                declared_in[spaces[d.kind]].add(d.name)
+            declared = declared_in[ORDINARY]
+            # a token standing where a declaration names itself is not a use
+            decl_at = {(d.file, d.line, d.column, d.name) for d in named}
             # a primitive is the contract's business under every OS, even where one OS
             # takes it from its kernel (curlwp_bind on NetBSD)
             contract_names = {p.name for p in prims}
@@ -400,6 +415,10 @@ class Analyzer:
             macros: dict[str, list[tuple[str, int, list[str]]]] = defaultdict(list)
             code_uses: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             members: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            tags: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+            any_space_names: set[str] = set()
+            uses_in = {ORDINARY: code_uses, MEMBER: members, TAG: tags, LABEL: defaultdict(lambda: defaultdict(int)),
+                       ANY: code_uses}
             live_defs = [(path, src, d) for path, src in self.sources.items() if path != self.contract
                          for d in src.scan.defines if d.line not in self.inactive(path, fl)]
             pasted = {d.name: idx for _, _, d in live_defs if (idx := _pasted_params(d))}
@@ -416,8 +435,11 @@ class Analyzer:
                     declared.update(_asm_labels(src.scan, dead))
                     continue
                 skip = _non_code_lines(src.scan) | dead
-                for name, is_member, line in _c_code_idents(src.scan, skip, pasted):
-                    (members if is_member else code_uses)[name][path] += 1
+                for name, space, line, col in _c_code_idents(src.scan, skip, pasted):
+                    if (path, line, col, name) not in decl_at:
+                        uses_in[space][name][path] += 1
+                        if space == ANY:
+                            any_space_names.add(name)
             # macros actually expanded: reachable from code through macro bodies
             used_macros: set[str] = set()
             work = [n for n in code_uses if n in macros]
@@ -427,24 +449,32 @@ class Analyzer:
                     continue
                 used_macros.add(m)
                 for path, _, toks in macros[m]:
-                    for name, is_member in toks:
-                        if is_member:
-                            members[name][path] += 1
-                        else:
-                            code_uses[name][path] += 1
-                            if name in macros and name not in used_macros:
-                                work.append(name)
+                    for name, space in toks:
+                        uses_in[space][name][path] += 1
+                        if space == ANY:
+                            any_space_names.add(name)
+                        if space == ORDINARY and name in macros and name not in used_macros:
+                            work.append(name)
             out: dict[str, dict[str, int]] = {}
+            any_declared = set().union(*declared_in.values()) | set(macros)
             for name, files in code_uses.items():
                 if name in declared or name in contract_names or name in C_KEYWORDS or name.startswith("__builtin_"):
                     continue
+                if name in any_declared and name in any_space_names:
+                    continue   # a macro argument naming an upstream field or tag
                 out[name] = dict(files)
                 kinds.setdefault(name, "identifier")
             for name, files in members.items():
-                if name in fields or name in out:
+                if name in fields or name in out or name in macros:
                     continue
                 out[name] = dict(files)
                 kinds.setdefault(name, "member")
+            for name, files in tags.items():
+                # struct vmspace, struct cpu_info: OS structure types upstream names
+                if name in declared_in[TAG] or name in out or name in contract_names or name in macros:
+                    continue
+                out[name] = dict(files)
+                kinds.setdefault(name, "tag")
             per_flavour[fl] = out
         result = []
         names = sorted({n for d in per_flavour.values() for n in d})
@@ -453,6 +483,8 @@ class Analyzer:
             ref = PRIMARY_FLAVOUR if PRIMARY_FLAVOUR in flavours else flavours[0]
             files = per_flavour[ref][name]
             group = MEMBERS if kinds[name] == "member" else (self.catalog.group_of(name) or UNKNOWN)
+            if kinds[name] == "tag":
+                group = self.catalog.group_of(f"struct {name}") or self.catalog.group_of(name) or UNKNOWN
             roles = sorted({_role(f) for f in files}, key=["driver", "libnvmm", "tests"].index)
             result.append(ForeignIdentifier(name, group, sum(files.values()), kinds[name], flavours,
                                             dict(sorted(files.items())), "+".join(roles)))
@@ -654,9 +686,22 @@ def _skip_spans(text: str, pasted: dict[str, set[int]]) -> list[tuple[int, int]]
     return sorted(spans)
 
 
+# C's name spaces: a declared member or tag does not declare an ordinary identifier
+ORDINARY, MEMBER, TAG, LABEL = "ordinary", "member", "tag", "label"
+# an argument of a macro call (LIST_FOREACH(e, head, field)): it may name anything
+ANY = "any"
+_MACRO_CALL = re.compile(r"\b([A-Z][A-Z0-9_]*)\s*\(")
+
+
+def _macro_arg_spans(text: str) -> list[tuple[int, int]]:
+    """Argument lists of calls to upper-case (macro-style) names."""
+    return [(m.end(), _paren_end(text, m.end() - 1)) for m in _MACRO_CALL.finditer(text)]
+
+
 def _idents(text: str, skip: list[tuple[int, int]]):
-    """(offset, name, is_member) of real identifier tokens in masked C text."""
+    """(offset, name, name space) of real identifier tokens in masked C text."""
     si = 0
+    margs = _macro_arg_spans(text)
     for off, name in cpp.identifiers(text):
         while si < len(skip) and skip[si][1] < off:
             si += 1
@@ -670,8 +715,16 @@ def _idents(text: str, skip: list[tuple[int, int]]):
             j -= 1
         if j >= 0 and text[j] == "#":
             continue   # pasted (##) or stringified (#)
-        is_member = j >= 0 and (text[j] == "." or (text[j] == ">" and j > 0 and text[j - 1] == "-"))
-        yield off, name, is_member
+        if j >= 0 and (text[j] == "." or (text[j] == ">" and j > 0 and text[j - 1] == "-")):
+            yield off, name, MEMBER
+        elif re.search(r"\b(?:struct|union|enum)$", text[max(0, j - 5):j + 1]):
+            yield off, name, TAG
+        elif re.search(r"\bgoto$", text[max(0, j - 3):j + 1]):
+            yield off, name, LABEL
+        elif any(a <= off < b for a, b in margs):
+            yield off, name, ANY
+        else:
+            yield off, name, ORDINARY
 
 
 def _pasted_params(d: cpp.MacroDef) -> set[int]:
@@ -684,18 +737,18 @@ def _pasted_params(d: cpp.MacroDef) -> set[int]:
 
 
 def _c_code_idents(scan: cpp.FileScan, skip_lines: set[int], pasted: dict[str, set[int]]):
-    """(name, is_member, line) for identifier tokens in compiled C code."""
-    for off, name, is_member in _idents(scan.masked, _skip_spans(scan.masked, pasted)):
+    """(name, name space, line) for identifier tokens in compiled C code."""
+    for off, name, space in _idents(scan.masked, _skip_spans(scan.masked, pasted)):
         line = scan.line_of(off)
         if line not in skip_lines:
-            yield name, is_member, line
+            yield name, space, line, off - scan.line_offsets[line - 1] + 1
 
 
-def _macro_body_idents(d: cpp.MacroDef, asm: bool, pasted: dict[str, set[int]]) -> list[tuple[str, bool]]:
+def _macro_body_idents(d: cpp.MacroDef, asm: bool, pasted: dict[str, set[int]]) -> list[tuple[str, str]]:
     params = set(d.params or ())
     if asm:
-        return [(n, m) for n, m in _asm_statement_idents(d.body) if n not in params]
-    return [(name, is_member) for _, name, is_member in _idents(d.body, _skip_spans(d.body, pasted))
+        return [(n, MEMBER if m else ORDINARY) for n, m in _asm_statement_idents(d.body) if n not in params]
+    return [(name, space) for _, name, space in _idents(d.body, _skip_spans(d.body, pasted))
             if name not in params and name != "__VA_ARGS__"]
 
 

@@ -49,6 +49,7 @@ class Decl:
     extern: bool = False
     type: str = ""
     first_token: str = ""   # first token of the declaration
+    column: int = 0
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,11 @@ _DECL_KINDS = {
 }
 
 
+ROLES = ("driver", "libnvmm", "tests")
+# Where a quoted include that is not in the includer's own tree is looked for, per role.
+_QUOTE_FALLBACK = {"tests": ("libnvmm", "driver"), "libnvmm": ("driver",)}
+
+
 class Sysroot:
     """A temporary include root with an empty stub for every foreign header upstream includes."""
 
@@ -102,31 +108,49 @@ class Sysroot:
         self.upstream_root = upstream_root
         self._tmp = tempfile.TemporaryDirectory(prefix="nvmm-port-sysroot-")
         self.path = Path(self._tmp.name)
-        self.mapping: dict[str, str] = {}     # include path -> upstream file (or "" for a stub)
+        # (role, include path) -> upstream file, or "" for an empty stub; one stub root per
+        # role, because the tests' "nvmm.h" is libnvmm's while the driver's is its own
+        self.mapping: dict[tuple[str, str], str] = {}
         by_base: dict[str, list[str]] = {}
         for f in files:
             by_base.setdefault(os.path.basename(f), []).append(f)
         for src, incs in includes.items():
+            role = src.split("/", 1)[0]
             for inc, angle in incs:
-                if inc in self.mapping:
+                if (role, inc) in self.mapping:
                     continue
                 target = self._resolve(src, inc, angle, by_base, set(files))
-                self.mapping[inc] = target or ""
-                dest = self.path / inc
-                if not angle and target and (Path(src).parent / inc).as_posix() == target:
-                    continue    # resolves next to the includer: clang finds it itself
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                if target:
-                    dest.write_text(f'#include "{(upstream_root / target).as_posix()}"\n')
-                elif not dest.exists():
-                    dest.write_text("/* empty stub: nvmm-port parses upstream against an empty sysroot */\n")
+                self.mapping[(role, inc)] = target or ""
+                if not angle and target and target.startswith(role + "/"):
+                    continue    # the includer's own tree: found through its -I path
+                # a <header> means the same for everyone; a "header" only for its includer's role
+                for r in (ROLES if angle else (role,)):
+                    dest = self.root_for(r) / inc
+                    if dest.exists():
+                        continue
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    if target:
+                        dest.write_text(f'#include "{(upstream_root / target).as_posix()}"\n')
+                    else:
+                        dest.write_text("/* empty stub: nvmm-port parses upstream against an empty sysroot */\n")
 
     @staticmethod
     def _resolve(src: str, inc: str, angle: bool, by_base: dict[str, list[str]], files: set[str]) -> str | None:
         if not angle:
-            local = os.path.normpath(os.path.join(os.path.dirname(src), inc))
-            if local in files:
-                return local
+            # next to the includer, then up its tree (a backend's "nvmm.h" is the driver's)
+            d = os.path.dirname(src)
+            while True:
+                local = os.path.normpath(os.path.join(d, inc))
+                if local in files:
+                    return local
+                if not d or "/" not in d:
+                    break
+                d = os.path.dirname(d)
+            # userland code: the tests include libnvmm's public header, which includes the driver's
+            for other in _QUOTE_FALLBACK.get(src.split("/", 1)[0], ()):
+                cand = os.path.normpath(os.path.join(other, inc))
+                if cand in files:
+                    return cand
         parts = inc.split("/")
         if "nvmm" in parts[:-1]:
             # <dev/nvmm/x86/nvmm_x86.h>, <dev/virtual/nvmm/nvmm.h>: the driver's own files
@@ -137,6 +161,16 @@ class Sysroot:
         cands = by_base.get(parts[-1], [])
         if len(cands) == 1 and (not angle or parts[-1].startswith("nvmm")):
             return cands[0]
+        return None
+
+    def root_for(self, role: str) -> Path:
+        return self.path / role
+
+    def resolved(self, inc: str) -> str | None:
+        """The upstream file an include path names, for any includer."""
+        for (role, path), target in self.mapping.items():
+            if path == inc and target:
+                return target
         return None
 
     def cleanup(self) -> None:
@@ -227,7 +261,7 @@ def parse(source: Path, args: list[str], upstream_root: Path, unsaved: list[tupl
                 first = next((t.spelling for t in toks), "")
             result.decls.append(Decl(cur.spelling, _DECL_KINDS[kind], f, loc.line, cur.extent.start.line,
                                      cur.extent.end.line, cur.is_definition(), extern,
-                                     cur.type.spelling if cur.type else "", first))
+                                     cur.type.spelling if cur.type else "", first, loc.column))
     skipped = _skipped_ranges(tu)
     for name, ranges in skipped.items():
         f = rel(name)

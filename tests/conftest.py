@@ -1,0 +1,66 @@
+"""Shared fixtures.  Tests on the real upstream need its synced cache; without it they skip
+and say how to get it."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from nvmm_port.project import Project  # noqa: E402
+
+REFERENCE = "dragonfly-2024"
+FIXTURES = ROOT / "tests" / "fixtures"
+MINI = FIXTURES / "mini-nvmm"
+
+HOW_TO_SYNC = (
+    f"upstream cache for {REFERENCE} is not synced: run `python gen.py sync --name {REFERENCE}` "
+    "(it reads the haiku/haiku mirror named in upstream/{REFERENCE}.lock; look for one under "
+    "$NVMM_PORT_MIRRORS or /work/.mirror, or pass --git PATH --ref 8b7bc49ce0)"
+).format(REFERENCE=REFERENCE)
+
+
+def reference_cache() -> Path | None:
+    project = Project.find(ROOT)
+    cache = project.cache_dir(REFERENCE)
+    if not project.lock_path(REFERENCE).is_file() or not cache.is_dir():
+        return None
+    from nvmm_port.lock import Lock, verify_cache
+    if not verify_cache(Lock.load(project.lock_path(REFERENCE)), cache).ok:
+        return None
+    return cache
+
+
+@pytest.fixture(scope="session")
+def reference_surface():
+    """The analysis of the real reference upstream (fresh, not from the parse cache)."""
+    if reference_cache() is None:
+        pytest.skip(HOW_TO_SYNC)
+    from nvmm_port.analyze import analyze_project
+    return analyze_project(Project.find(ROOT), REFERENCE, use_cache=False)
+
+
+@pytest.fixture()
+def reference_copy(tmp_path):
+    """A writable copy of the reference cache (for edits such as shifting lines)."""
+    cache = reference_cache()
+    if cache is None:
+        pytest.skip(HOW_TO_SYNC)
+    dest = tmp_path / "upstream"
+    shutil.copytree(cache, dest)
+    return dest
+
+
+def make_project(tmp_path: Path) -> Path:
+    """An empty project that shares this checkout's catalog and templates."""
+    proj = tmp_path / "proj"
+    (proj / "upstream").mkdir(parents=True)
+    (proj / "shim").mkdir()
+    shutil.copytree(ROOT / "shim" / "bsd", proj / "shim" / "bsd")
+    shutil.copytree(ROOT / "templates", proj / "templates")
+    return proj
