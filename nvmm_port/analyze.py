@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, clangparse, cpp
+from . import __version__, cdecl, clangparse, cpp
 from .catalog import MEMBERS, UNKNOWN, Catalog
 from .errors import PortError
 from .model import (FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, CallSite,
@@ -319,8 +319,13 @@ class Analyzer:
                     kind = STATIC_INLINE if d.is_definition else OUT_OF_LINE
                 else:
                     continue
-                found[d.name][fl] = Definition(fl, kind, text_of(d.start_line, d.end_line, dead),
-                                               self.contract, d.start_line, None)
+                text = text_of(d.start_line, d.end_line, dead)
+                try:
+                    sig = cdecl.parse_signature(text).to_json() if kind in (STATIC_INLINE, OUT_OF_LINE) else None
+                except cdecl.SignatureError as exc:
+                    raise PortError(f"line {d.start_line}: cannot read the declaration of {d.name} ({exc})",
+                                    self.root / self.contract, "check the file; re-sync if it is damaged") from None
+                found[d.name][fl] = Definition(fl, kind, text, self.contract, d.start_line, None, sig)
         prims: list[Primitive] = []
         compat: dict[str, dict[str, Definition]] = {}
         for name, defs in found.items():
@@ -330,7 +335,8 @@ class Analyzer:
             first = min(defs.values(), key=lambda d: d.line)
             # a definition outside every OS conditional is the same for all OSes
             if all(d.line not in os_lines for d in defs.values()) and len({d.text for d in defs.values()}) == 1:
-                defs = {"all": Definition("all", first.kind, first.text, first.file, first.line, first.params)}
+                defs = {"all": Definition("all", first.kind, first.text, first.file, first.line, first.params,
+                                          first.signature)}
             prims.append(Primitive(name, first.kind, groups.get(first.line) or _kind_group(first.kind),
                                    dict(sorted(defs.items()))))
         prims.sort(key=lambda p: (min(d.line for d in p.definitions.values()), p.name))
@@ -886,7 +892,7 @@ def _cache_key(lock, catalog: Catalog) -> str:
     for f in sorted(lock.files, key=lambda f: f.path):
         h.update(f"{f.path}\0{f.sha256}\n".encode())
     h.update(catalog.path.read_bytes())
-    for mod in ("analyze.py", "cpp.py", "clangparse.py", "model.py", "catalog.py"):
+    for mod in ("analyze.py", "cpp.py", "clangparse.py", "cdecl.py", "model.py", "catalog.py"):
         h.update((Path(__file__).parent / mod).read_bytes())
     return h.hexdigest()[:16]
 

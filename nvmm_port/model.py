@@ -33,12 +33,15 @@ class Definition:
     text: str                # the definition as upstream spells it for that OS
     file: str
     line: int
-    params: list[str] | None = None   # function-like macros and functions
+    params: list[str] | None = None   # function-like macros
+    signature: dict[str, Any] | None = None   # functions: {name, returns, params: [{name, type}], variadic}
 
     def to_json(self) -> dict[str, Any]:
         d = {"kind": self.kind, "text": self.text, "location": f"{self.file}:{self.line}"}
         if self.params is not None:
             d["params"] = self.params
+        if self.signature is not None:
+            d["signature"] = self.signature
         return d
 
 

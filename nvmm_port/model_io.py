@@ -10,7 +10,7 @@ from .model import (CallSite, Definition, FileCoverage, ForeignIdentifier, Primi
 
 def _definition(os_name: str, d: dict[str, Any]) -> Definition:
     file, _, line = d["location"].rpartition(":")
-    return Definition(os_name, d["kind"], d["text"], file, int(line), d.get("params"))
+    return Definition(os_name, d["kind"], d["text"], file, int(line), d.get("params"), d.get("signature"))
 
 
 def surface_from_json(data: dict[str, Any]) -> Surface:

@@ -159,3 +159,17 @@ def test_json_and_markdown_shapes(reference_surface):
     md = render(reference_surface, "md")
     assert "| Primitive | Kind | NetBSD | DragonFly | Call sites |" in md
     assert "`machine/specialreg.h`" in md and "## Parse coverage" in md
+
+
+def test_function_primitives_have_exact_signatures(reference_surface):
+    s = reference_surface
+    sig = s.primitive("os_vmobj_map").definitions["all"].signature
+    assert sig["returns"] == "int" and len(sig["params"]) == 10
+    assert [p["type"] for p in sig["params"][:5]] == ["struct vm_map *", "vaddr_t *", "vsize_t", "os_vmobj_t *", "voff_t"]
+    uni = s.primitive("os_ipi_unicast").definitions
+    assert uni["netbsd"].signature["params"][1] == {"name": "func", "type": "void (*)(void *, void *)"}
+    assert uni["dragonfly"].signature["params"][1] == {"name": "func", "type": "void (*)(void *)"}
+    assert s.primitive("os_vmspace_create").definitions["all"].signature["returns"] == "os_vmspace_t *"
+    for p in s.primitives:
+        for d in p.definitions.values():
+            assert (d.signature is not None) == (p.kind in ("static inline", "out-of-line function")), p.name
