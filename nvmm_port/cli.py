@@ -67,6 +67,32 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not reuse cached parses")
 
 
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "generate", help="render a complete port tree for a target",
+        description=("Render upstream with every variation point filled for TARGET, the target's nvmm_os.h, "
+                     "its glue source, the BSD compat headers it needs, its build file and a PROVENANCE file. "
+                     "Deterministic and atomic; unchanged files keep their mtime."))
+    p.add_argument("--target", required=True, help="a target name under shim/, or the path of a spec directory")
+    p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default build/TARGET)")
+    p.add_argument("--flatten", action="store_true",
+                   help="resolve every OS conditional for the target (unifdef-style) instead of adding #elif arms")
+    p.add_argument("--check", action="store_true",
+                   help="render in memory and exit 1, listing files, if the output directory is stale")
+
+
+def _add_extract(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "extract-target", help="write a complete TargetSpec from upstream's own branches for an OS",
+        description=("Write shim-style TargetSpec for netbsd or dragonfly from upstream's branches: every primitive "
+                     "and variation point filled explicitly. The result is derived from upstream code: keep it "
+                     "out of git (the default output is build/spec-OS)."))
+    p.add_argument("--os", required=True, help="netbsd or dragonfly (an OS upstream's conditionals know)")
+    p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
+    p.add_argument("-o", "--output", metavar="DIR", help="spec directory to write (default build/spec-OS)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nvmm-port", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_sync(sub)
     _add_analyze(sub)
+    _add_generate(sub)
+    _add_extract(sub)
     return parser
 
 
@@ -90,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "analyze":
             from .analyze import run_analyze_command
             return run_analyze_command(project, args)
+        if args.command == "generate":
+            from .generate import run_generate_command
+            return run_generate_command(project, args)
+        if args.command == "extract-target":
+            from .extract import run_extract_command
+            return run_extract_command(project, args)
     except PortError as exc:
         print(f"nvmm-port: error: {exc.one_line()}", file=sys.stderr)
         return 2

@@ -636,3 +636,185 @@ def identifiers(masked: str) -> Iterator[tuple[int, str]]:
         if s > 0 and masked[s - 1].isdigit():
             continue   # the tail of a number: 0x1f, 1ULL, 1e5
         yield s, m.group(0)
+
+
+# --------------------------------------------------------------------------
+# Partial evaluation and unifdef
+
+
+def simplify(expr: Expr, env: Env) -> Expr | int:
+    """Fold what ``env`` decides; return an int when the whole condition is decided."""
+    if isinstance(expr, (Defined, Ident, Call, Number)):
+        v = evaluate(expr, env)
+        return expr if v is None else v
+    if isinstance(expr, Unary):
+        inner = simplify(expr.operand, env)
+        if isinstance(inner, int):
+            return {"!": int(not inner), "~": ~inner, "-": -inner, "+": inner}[expr.op]
+        return Unary(expr.op, inner)
+    if isinstance(expr, Binary):
+        left = simplify(expr.left, env)
+        right = simplify(expr.right, env)
+        if expr.op == "&&":
+            if left == 0 or right == 0:
+                return 0
+            if isinstance(left, int):
+                return right if not isinstance(right, int) else int(bool(right))
+            if isinstance(right, int):
+                return left
+            return Binary("&&", left, right)
+        if expr.op == "||":
+            if (isinstance(left, int) and left) or (isinstance(right, int) and right):
+                return 1
+            if isinstance(left, int):
+                return right
+            if isinstance(right, int):
+                return left
+            return Binary("||", left, right)
+        if isinstance(left, int) and isinstance(right, int):
+            return evaluate(Binary(expr.op, Number(left), Number(right)), {})
+        return Binary(expr.op, left if not isinstance(left, int) else Number(left),
+                      right if not isinstance(right, int) else Number(right))
+    if isinstance(expr, Ternary):
+        c = simplify(expr.cond, env)
+        if isinstance(c, int):
+            return simplify(expr.then if c else expr.other, env)
+        return Ternary(c, expr.then, expr.other)
+    raise TypeError(expr)
+
+
+_PRECEDENCE = {op: i for i, ops in enumerate(_BINARY_PRECEDENCE) for op in ops}
+
+
+def unparse(expr: Expr | int, parent: int = -1) -> str:
+    """C text of a condition (parenthesised only where precedence needs it)."""
+    if isinstance(expr, int):
+        return str(expr)
+    if isinstance(expr, Number):
+        return str(expr.value)
+    if isinstance(expr, Defined):
+        return f"defined({expr.name})"
+    if isinstance(expr, Ident):
+        return expr.name
+    if isinstance(expr, Call):
+        return f"{expr.name}({', '.join(expr.args)})"
+    if isinstance(expr, Unary):
+        return expr.op + unparse(expr.operand, 99)
+    if isinstance(expr, Binary):
+        p = _PRECEDENCE[expr.op]
+        text = f"{unparse(expr.left, p)} {expr.op} {unparse(expr.right, p + 1)}"
+        return f"({text})" if p < parent else text
+    if isinstance(expr, Ternary):
+        text = f"{unparse(expr.cond, 0)} ? {unparse(expr.then, 0)} : {unparse(expr.other, 0)}"
+        return f"({text})" if parent >= 0 else text
+    raise TypeError(expr)
+
+
+def unifdef(text: str, env: Env, path: str = "<text>") -> str:
+    """Resolve the conditionals ``env`` decides (unifdef semantics), keep the others.
+
+    A branch known false disappears with its directive; the first branch known
+    true loses its directive (and ends the block); undecided branches stay, their
+    conditions simplified.  Lines outside conditionals are kept byte for byte.
+    """
+    scan = scan_text(text, path)
+    if scan.errors:
+        e = scan.errors[0]
+        raise ValueError(f"{path}:{e.line}: {e.message}")
+    lines = text.split("\n")
+    out: list[str] = []
+
+    def emit_range(start: int, end: int, blocks: list[CondBlock]) -> None:
+        """Emit lines start..end (1-based, inclusive), resolving the blocks among them."""
+        line = start
+        for blk in blocks:
+            out.extend(lines[line - 1:blk.line_start - 1])
+            emit_block(blk)
+            line = blk.line_end + 1
+        out.extend(lines[line - 1:end])
+
+    def emit_block(blk: CondBlock) -> None:
+        kept_directive = False
+        for br in blk.branches:
+            if br.kind == "else":
+                value: Expr | int = 1
+            else:
+                value = simplify(br.expr, env)
+            if value == 0:
+                continue
+            if isinstance(value, int):
+                if kept_directive:
+                    out.append(_directive_line(lines, br.line, "#else"))
+                emit_range(br.body_start, br.body_end, br.children)
+                break
+            head = "#if" if not kept_directive else "#elif"
+            cond = unparse(value)
+            if not kept_directive and br.kind in ("if", "ifdef", "ifndef") and value == br.expr:
+                out.extend(lines[br.line - 1:_directive_end(scan, br.line)])   # untouched: keep as written
+            elif kept_directive and br.kind == "elif" and value == br.expr:
+                out.extend(lines[br.line - 1:_directive_end(scan, br.line)])
+            else:
+                out.append(_directive_line(lines, br.line, f"{head} {cond}"))
+            kept_directive = True
+            emit_range(br.body_start, br.body_end, br.children)
+        if kept_directive:
+            out.extend(lines[blk.line_end - 1:_directive_end(scan, blk.line_end)])
+
+    emit_range(1, len(lines), scan.blocks)
+    return "\n".join(out)
+
+
+def _directive_end(scan: FileScan, line: int) -> int:
+    for d in scan.directives:
+        if d.line == line:
+            return d.end_line
+    return line
+
+
+def _directive_line(lines: list[str], line: int, text: str) -> str:
+    """A rewritten directive keeps the original's indentation after the '#'."""
+    original = lines[line - 1]
+    m = re.match(r"^([ \t]*)#([ \t]*)", original)
+    if not m:
+        return text
+    return m.group(1) + "#" + m.group(2) + text[1:]
+
+
+# --------------------------------------------------------------------------
+# Token streams (for comparing sources modulo whitespace and comments)
+
+_TOKEN_RE = re.compile(
+    r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|[A-Za-z_][A-Za-z0-9_]*|\.?[0-9](?:[eEpP][+-]|[A-Za-z0-9_.])*'
+    r"|##|<<=|>>=|->|\+\+|--|<<|>>|<=|>=|==|!=|&&|\|\||[-+*/%&|^]=|\.\.\.|\S"
+)
+
+
+def tokens(text: str, asm: bool = False) -> list[str]:
+    """The token stream of C or assembly text: comments dropped, whitespace ignored, strings kept."""
+    out = []
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "/" and text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            i = n if j < 0 else j + 2
+            continue
+        if c == "/" and text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if c == "\\" and text.startswith("\\\n", i):
+            i += 2
+            continue
+        if c.isspace():
+            i += 1
+            continue
+        if asm and c == "'":
+            out.append(c)
+            i += 1
+            continue
+        m = _TOKEN_RE.match(text, i)
+        out.append(m.group(0))
+        i = m.end()
+    return out

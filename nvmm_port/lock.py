@@ -223,32 +223,7 @@ def _corrupt(path: str | Path, what: str) -> PortError:
 
 # -- a tiny TOML emitter (only what locks hold) ---------------------------------------------------
 
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+\Z")
-_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
-
-
-def _key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _toml(key)
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, str):
-        chars = []
-        for ch in value:
-            if ch in _ESCAPES:
-                chars.append(_ESCAPES[ch])
-            elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-                chars.append(f"\\u{ord(ch):04X}")
-            else:
-                chars.append(ch)
-        return '"' + "".join(chars) + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to a lock")
+from .tomlw import key as _key, value as _toml  # noqa: E402  (one TOML writer for the project)
 
 
 # -- verifying a cache ------------------------------------------------------------------------------

@@ -1,0 +1,218 @@
+"""``gen.py extract-target``: a complete TargetSpec from upstream's own branches for one OS.
+
+Every primitive and every variation point is filled explicitly (never "same as upstream"):
+macros with their parameters and bodies, typedefs and static inlines as written, out-of-line
+functions marked external (their bodies live in the OS's nvmm_<os>.c, which is not part of
+the synced upstream), contract blocks as an ordered list of primitives and raw text, and every
+other variation point with the branch that OS compiles (or ``omit``).
+
+The result is derived mechanically from upstream text, so it is upstream code: write it into
+build/ or a temporary directory, never commit it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from . import cpp, tomlw
+from .errors import PortError
+from .model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface
+from .render import upstream_os_env
+from .target import block_primitives
+
+HEADER = """\
+# TargetSpec extracted by `gen.py extract-target --os {os}` from upstream {upstream}.
+# Derived mechanically from upstream NVMM text: third-party code, never commit it.
+"""
+
+
+def extract(surface: Surface, root: Path, os_name: str, name: str | None = None) -> dict[str, str]:
+    """{relative path: text} of the spec directory (target.toml only: everything is inline)."""
+    if os_name not in surface.upstream.oses:
+        raise PortError(f"upstream {surface.upstream.name} has no {os_name} branches",
+                        root, f"pick one of {', '.join(surface.upstream.oses)}")
+    macro = cpp.OS_DETECT_MACRO[os_name]
+    texts: dict[str, list[str]] = {}
+
+    def lines_of(path: str) -> list[str]:
+        if path not in texts:
+            texts[path] = (root / path).read_text().split("\n")
+        return texts[path]
+
+    out = [HEADER.format(os=os_name, upstream=surface.upstream.name)]
+    out.append("[target]")
+    out.append(f"name = {tomlw.value(name or os_name)}")
+    out.append(f"os = {tomlw.value(os_name)}")
+    out.append(f"macro = {tomlw.value(macro)}")
+    out.append(f"base = {tomlw.value(os_name)}")
+    out.append(f"description = {tomlw.value(f'{os_name} as upstream {surface.upstream.name} defines it')}")
+    out.append("")
+    out.append("[build]\nsystem = \"none\"\n")
+    out.append("[compat]\nemit = false    # a BSD kernel provides every BSD name itself\n")
+
+    inside_vp = {}
+    for v in surface.variation_points:
+        for p in block_primitives(v, surface):
+            inside_vp.setdefault(p, v)
+
+    for p in surface.primitives:
+        out.append(f"[primitives.{tomlw.key(p.name)}]")
+        d = p.definitions.get(os_name) or p.definitions.get("all")
+        if d is None:
+            out.append("native = true    # not in this OS's contract: its kernel provides the name itself")
+            out.append("")
+            continue
+        if d.kind == OUT_OF_LINE:
+            out.append(f"kind = {tomlw.value(OUT_OF_LINE)}")
+            out.append(f"external = true    # body in upstream's nvmm_{os_name}.c, outside the synced tree")
+        elif d.kind in (OBJECT_MACRO, FUNCTION_MACRO):
+            out.append(f"kind = {tomlw.value(d.kind)}")
+            head, body = _macro_parts(d.text, d.params is not None)
+            if d.params is not None:
+                out.append(f"params = {tomlw.value(d.params)}")
+            out.append(f"body = {tomlw.value(body, True)}")
+        elif d.kind == TYPEDEF:
+            out.append(f"kind = {tomlw.value(TYPEDEF)}")
+            out.append(f"declaration = {tomlw.value(d.text, True)}")
+        elif d.kind == STATIC_INLINE:
+            out.append(f"kind = {tomlw.value(STATIC_INLINE)}")
+            if "all" in p.definitions:
+                # one definition for every OS, varying inside: the body is this OS's branch
+                vp = next(v for v in surface.variation_points if v.file == d.file
+                          and d.line < v.line_start <= d.line + d.text.count("\n"))
+                body = _branch_text(vp, lines_of(vp.file), os_name, vp.file.startswith("driver/"))
+                out.append(f"body = {tomlw.value(body or '', True)}")
+            else:
+                returns, params, body = _inline_parts(d.text)
+                out.append(f"returns = {tomlw.value(returns)}")
+                out.append(f"params = {tomlw.value(params)}")
+                out.append(f"body = {tomlw.value(body, True)}")
+        out.append("")
+
+    for v in surface.variation_points:
+        if any(v.file == d.file and d.line < v.line_start <= d.line + d.text.count("\n")
+               for p in surface.primitives for k, d in p.definitions.items() if k == "all" and d.kind == STATIC_INLINE):
+            continue   # filled by the enclosing primitive's body (os_return_needed)
+        out.append(f"[variation_points.{tomlw.key(v.id)}]")
+        lines = lines_of(v.file)
+        kernel = v.file.startswith("driver/")
+        blk = _block(root, v)
+        br = _taken(blk, os_name, kernel)
+        prims = block_primitives(v, surface) if v.in_contract else []
+        if br is None:
+            out.append("omit = true")
+        elif prims:
+            out.append(f"items = {tomlw.value(_items(v, br, lines, surface, os_name), True)}")
+        else:
+            out.append(f"code = {tomlw.value(chr(10).join(lines[br.body_start - 1:br.body_end]), True)}")
+        out.append("")
+    return {"target.toml": "\n".join(out)}
+
+
+def _block(root: Path, v) -> cpp.CondBlock:
+    scan = cpp.scan_text((root / v.file).read_text(), v.file)
+    return next(b for b in scan.all_blocks() if b.line_start == v.line_start)
+
+
+def _taken(blk: cpp.CondBlock, os_name: str, kernel: bool) -> cpp.Branch | None:
+    env = upstream_os_env(os_name, kernel)
+    for br in blk.branches:
+        if br.kind == "else":
+            return br
+        if cpp.evaluate(br.expr, env):
+            return br
+    return None
+
+
+def _branch_text(v, lines: list[str], os_name: str, kernel: bool) -> str | None:
+    blk = cpp.scan_text("\n".join(lines), v.file)
+    b = next(b for b in blk.all_blocks() if b.line_start == v.line_start)
+    br = _taken(b, os_name, kernel)
+    return None if br is None else "\n".join(lines[br.body_start - 1:br.body_end])
+
+
+def _items(v, br: cpp.Branch, lines: list[str], surface: Surface, os_name: str) -> list[str]:
+    """The branch as an ordered list: '@primitive' where a primitive is defined, raw text between."""
+    spans = []
+    for p in surface.primitives:
+        d = p.definitions.get(os_name)
+        if d and d.file == v.file and br.body_start <= d.line <= br.body_end:
+            spans.append((d.line, d.line + d.text.count("\n"), p.name))
+    spans.sort()
+    items, line = [], br.body_start
+    for start, end, name in spans:
+        if start > line:
+            items.append("\n".join(lines[line - 1:start - 1]))
+        items.append("@" + name)
+        line = end + 1
+    if line <= br.body_end:
+        items.append("\n".join(lines[line - 1:br.body_end]))
+    return items
+
+
+def _macro_parts(text: str, function_like: bool) -> tuple[str, str]:
+    joined = re.sub(r"\\\n", "\n", text)
+    m = re.match(r"\s*#\s*define\s+(\w+)(\([^)]*\))?", joined)
+    head = m.group(0)
+    body = joined[m.end():]
+    body_lines = [ln.strip() for ln in body.split("\n")]
+    return head, "\n".join(ln for ln in body_lines if ln != "" or len(body_lines) == 1).strip()
+
+
+def _inline_parts(text: str) -> tuple[str, list[str], str]:
+    """static inline RET NAME(PARAMS) { BODY } -> RET, [param declarations], BODY."""
+    head, _, rest = text.partition("{")
+    body = rest.rsplit("}", 1)[0].strip("\n")
+    head = " ".join(head.split())
+    m = re.match(r"static\s+(?:__inline|inline)\s+(.*?)\s*\b(\w+)\s*\((.*)\)\s*$", head)
+    if not m:
+        raise PortError(f"cannot split the static inline '{head}'", "nvmm_os.h", "extract it by hand")
+    params, depth, cur = [], 0, ""
+    for c in m.group(3):
+        if c == "," and depth == 0:
+            params.append(cur.strip())
+            cur = ""
+            continue
+        depth += c == "("
+        depth -= c == ")"
+        cur += c
+    if cur.strip():
+        params.append(cur.strip())
+    return m.group(1), params, body
+
+
+def write_spec(files: dict[str, str], out_dir: Path) -> None:
+    import os
+    import tempfile
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        for rel, text in files.items():
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / rel).write_text(text)
+        if out_dir.exists():
+            import shutil
+            old = out_dir.with_name(out_dir.name + ".old")
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        import shutil
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def run_extract_command(project, args) -> int:
+    from .analyze import analyze_project, load_upstream
+    surface = analyze_project(project, args.upstream)
+    _, cache, _ = load_upstream(project, surface.upstream.name)
+    files = extract(surface, cache, args.os)
+    out = Path(args.output) if args.output else project.build_dir / f"spec-{args.os}"
+    write_spec(files, out)
+    n_p, n_v = len(surface.primitives), len(surface.variation_points)
+    print(f"extracted {args.os} spec to {out}: {n_p} primitives, {n_v} variation points "
+          "(derived from upstream code: do not commit it)")
+    return 0

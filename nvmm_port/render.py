@@ -1,0 +1,283 @@
+"""Fill upstream's variation points for a target.
+
+Default mode: the target's code goes in as one more ``#elif defined(<macro>)`` arm next to
+upstream's (before an ``#else``), or, when the target compiles what an upstream OS compiles
+(``same_as``), that branch's condition gains ``|| defined(<macro>)``.  The diff against upstream
+is then exactly the variation points.  When an earlier branch would already be taken for the
+target (``#ifndef __DragonFly__``), the target's arm goes first instead.  When the target is one
+of upstream's own OSes (the extracted netbsd/dragonfly specs), its own branch is replaced.
+
+``--flatten`` resolves every OS conditional for the target afterwards (unifdef semantics).
+
+Contract blocks (the OS-conditional groups of nvmm_os.h) are rendered from the spec's
+primitive entries through ``templates/contract/primitives.j2``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from . import cpp
+from .errors import PortError
+from .model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface, VariationPoint
+from .target import PrimitiveSpec, TargetSpec, VPSpec, block_primitives
+
+
+def target_env(spec: TargetSpec, kernel: bool) -> cpp.Env:
+    env: cpp.Env = {m: None for m in cpp.OS_MACROS}
+    env.pop(spec.macro, None)
+    env[spec.macro] = 1
+    env["_KERNEL"] = 1 if kernel else None
+    env["__x86_64__"] = 1
+    return env
+
+
+def os_only_env(spec: TargetSpec) -> cpp.Env:
+    """For --flatten: only OS macros are resolved (unifdef -D<macro> -U<other OSes>)."""
+    env: cpp.Env = {m: None for m in cpp.OS_MACROS}
+    env[spec.macro] = 1
+    return env
+
+
+def upstream_os_env(os_name: str, kernel: bool) -> cpp.Env:
+    env: cpp.Env = {m: None for m, owner in cpp.OS_MACROS.items() if owner != os_name}
+    env[cpp.OS_DETECT_MACRO[os_name]] = 1
+    env["_KERNEL"] = 1 if kernel else None
+    env["__x86_64__"] = 1
+    return env
+
+
+@dataclass
+class Edit:
+    start: int                 # first line replaced (1-based)
+    end: int                   # last line replaced (inclusive); end == start - 1 inserts before start
+    lines: list[str]
+
+
+class Renderer:
+    def __init__(self, spec: TargetSpec, surface: Surface, root: Path, templates: Path):
+        self.spec = spec
+        self.surface = surface
+        self.root = root
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
+                                 trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+        self.prim_tpl = env.get_template("contract/primitives.j2")
+        self.vps_by_file: dict[str, list[VariationPoint]] = {}
+        for v in surface.variation_points:
+            self.vps_by_file.setdefault(v.file, []).append(v)
+        self.prims = {p.name: p for p in surface.primitives}
+        self.changed: dict[str, list[str]] = {}     # file -> ids of the VPs it changed
+
+    # ---- one file
+
+    def fill(self, path: str, text: str) -> str:
+        vps = self.vps_by_file.get(path, [])
+        if not vps:
+            return text
+        scan = cpp.scan_text(text, path)
+        blocks = {b.line_start: b for b in scan.all_blocks()}
+        lines = text.split("\n")
+        kernel = path.startswith("driver/")
+        edits: list[Edit] = []
+        for vp in vps:
+            blk = blocks.get(vp.line_start)
+            if blk is None:
+                raise PortError(f"variation point {vp.id} is not at line {vp.line_start} any more", self.root / path,
+                                "the cache changed after analysis: run `gen.py analyze --no-cache`")
+            desired = self.desired(vp, kernel)
+            new = self._edits(vp, blk, lines, desired, kernel)
+            if new:
+                edits.extend(new)
+                self.changed.setdefault(path, []).append(vp.id)
+        for e in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
+            lines[e.start - 1:e.end] = e.lines
+        return "\n".join(lines)
+
+    # ---- what the target wants at a variation point
+
+    def desired(self, vp: VariationPoint, kernel: bool) -> tuple[str, str | None]:
+        """("same_as", os) or ("text", body or None for nothing)."""
+        spec = self.spec.variation_points.get(vp.id)
+        enclosing = self._enclosing_primitive(vp)
+        if enclosing is not None and (spec is None or spec.todo is not None):
+            p = self.spec.primitives[enclosing]
+            return ("text", _indent_body(p.body or ""))
+        if spec is None and vp.in_contract and block_primitives(vp, self.surface):
+            return ("text", self.contract_arm(vp, None))
+        if spec is None:
+            raise PortError(f"no entry for variation point {vp.id}", self.spec.toml_path,
+                            f'add [variation_points."{vp.id}"]')
+        if spec.same_as is not None:
+            return ("same_as", spec.same_as)
+        if spec.omit:
+            return ("text", None)
+        if spec.items is not None:
+            return ("text", self.contract_arm(vp, spec))
+        return ("text", (spec.code or "").rstrip("\n"))
+
+    def _enclosing_primitive(self, vp: VariationPoint) -> str | None:
+        """A primitive defined once (outside OS blocks) whose body holds this VP: os_return_needed."""
+        for p in self.surface.primitives:
+            d = p.definitions.get("all")
+            if d and d.file == vp.file and d.line < vp.line_start and vp.line_end < d.line + d.text.count("\n") + 1:
+                if p.name in self.spec.primitives:
+                    return p.name
+        return None
+
+    def contract_arm(self, vp: VariationPoint, spec: VPSpec | None) -> str:
+        """The target's arm of a contract block: its primitives rendered, in order, with raw items."""
+        items = spec.items if spec is not None and spec.items is not None else \
+            ["@" + n for n in block_primitives(vp, self.surface) if self._defined_in_block(n)]
+        parts = []
+        for item in items:
+            if item.startswith("@"):
+                name = item[1:]
+                if name not in self.spec.primitives:
+                    raise PortError(f'{vp.id}: items name primitive "{name}", which has no entry',
+                                    self.spec.toml_path, f"add [primitives.{name}]")
+                parts.append(self.render_primitive(self.spec.primitives[name]))
+            else:
+                parts.append(item.rstrip("\n"))
+        return _align_defines("\n".join(p for p in parts if p is not None))
+
+    def _defined_in_block(self, name: str) -> bool:
+        """Whether the target defines this primitive in the contract header (not only in the glue)."""
+        p = self.spec.primitives.get(name)
+        return p is not None and not p.native and not (p.kind == OUT_OF_LINE and not p.returns and not p.declaration)
+
+    def render_primitive(self, p: PrimitiveSpec) -> str | None:
+        if p.todo is not None:
+            raise PortError(f"primitive {p.name} is still TODO", self.spec.toml_path, f"fill [primitives.{p.name}]")
+        if p.native or (p.kind == OUT_OF_LINE and not p.returns and not p.declaration):
+            return None
+        ctx = {"p": p, "kind": {OBJECT_MACRO: "object", FUNCTION_MACRO: "function", TYPEDEF: "typedef",
+                               STATIC_INLINE: "inline", OUT_OF_LINE: "prototype"}[p.kind]}
+        text = self.prim_tpl.render(**ctx).rstrip("\n")
+        return text
+
+    # ---- edits
+
+    def _edits(self, vp: VariationPoint, blk: cpp.CondBlock, lines: list[str], desired, kernel: bool) -> list[Edit]:
+        env = target_env(self.spec, kernel)
+        taken = self._taken(blk, env, vp)
+        mode, value = desired
+        macro = self.spec.macro
+        if mode == "same_as":
+            src_env = upstream_os_env(value, kernel)
+            want_branch = self._taken(blk, src_env, vp)
+            if want_branch is taken or (want_branch is not None and taken is not None
+                                        and _same_text(_body(lines, want_branch), _body(lines, taken))):
+                return []          # the target already compiles what that OS compiles
+            if want_branch is None:
+                body = None
+            else:
+                body = _body(lines, want_branch)
+                earlier = blk.branches[:blk.branches.index(want_branch)]
+                if want_branch.kind != "else" and (taken is None or taken not in earlier) \
+                        and self._owned_by_others(want_branch, blk, vp):
+                    return [self._extend(want_branch, lines, macro)]
+            return self._place(blk, lines, taken, body, env, vp)
+        body = value
+        if taken is not None and body is not None and _same_text(_body(lines, taken), body):
+            return []
+        if taken is None and body is None:
+            return []
+        return self._place(blk, lines, taken, body, env, vp)
+
+    def _owned_by_others(self, br: cpp.Branch, blk: cpp.CondBlock, vp) -> bool:
+        """A branch we may extend with `|| defined(MACRO)`: its condition names an OS."""
+        try:
+            return bool(cpp.names_in(br.expr) & set(cpp.OS_MACROS))
+        except cpp.ConditionError:
+            return False
+
+    def _taken(self, blk: cpp.CondBlock, env: cpp.Env, vp) -> cpp.Branch | None:
+        for br in blk.branches:
+            if br.kind == "else":
+                return br
+            v = cpp.evaluate(br.expr, env)
+            if v is None:
+                raise PortError(f"cannot tell which branch of {vp.id} the target takes: '{br.condition}' "
+                                "depends on macros other than the OS's", self.root / vp.file,
+                                "fill this variation point with explicit code for the target")
+            if v:
+                return br
+        return None
+
+    def _extend(self, br: cpp.Branch, lines: list[str], macro: str) -> Edit:
+        expr = br.expr
+        cond = cpp.unparse(cpp.Binary("||", expr, cpp.Defined(macro)))
+        head = "#if" if br.kind in ("if", "ifdef", "ifndef") else "#elif"
+        return Edit(br.line, br.body_start - 1, [cpp._directive_line(lines, br.line, f"{head} {cond}")])
+
+    def _place(self, blk, lines, taken, body, env, vp) -> list[Edit]:
+        macro = self.spec.macro
+        arm = [f"#elif defined({macro})"] + (body.split("\n") if body else [])
+        if taken is not None and taken.kind != "else":
+            exclusive = self._exclusive_to_target(taken, vp)
+            if exclusive:
+                # the target's own upstream branch (netbsd, dragonfly): replace its body
+                return [Edit(taken.body_start, taken.body_end, body.split("\n") if body else [])]
+            # an earlier branch already catches the target: the target's arm goes first
+            first = blk.branches[0]
+            head = [f"#if defined({macro})"] + (body.split("\n") if body else [])
+            rewritten = cpp._directive_line(lines, first.line, "#elif " + cpp.unparse(first.expr))
+            return [Edit(first.line, first.body_start - 1, head + [rewritten])]
+        # the target falls through to #else or past the block: add an arm before #else / #endif
+        at = taken.line if taken is not None else blk.line_end
+        return [Edit(at, at - 1, arm)]
+
+    def _exclusive_to_target(self, br: cpp.Branch, vp) -> bool:
+        """True when no other OS upstream knows takes this branch (so it is the target's own)."""
+        for os_name in self.surface.upstream.oses:
+            if cpp.OS_DETECT_MACRO.get(os_name) == self.spec.macro:
+                continue
+            env = upstream_os_env(os_name, True)
+            env.pop(self.spec.macro, None)
+            env[self.spec.macro] = None
+            try:
+                if cpp.evaluate(br.expr, env):
+                    return False
+            except cpp.ConditionError:
+                return False
+        return self.spec.macro in cpp.names_in(br.expr)
+
+
+def _body(lines: list[str], br: cpp.Branch) -> str:
+    return "\n".join(lines[br.body_start - 1:br.body_end])
+
+
+def _same_text(a: str, b: str) -> bool:
+    """The same code: equal token streams (whitespace and comments aside)."""
+    return cpp.tokens(a) == cpp.tokens(b)
+
+
+def _align_defines(text: str) -> str:
+    """Align the bodies of consecutive #defines on one tab stop, as kernel headers do."""
+    lines = text.split("\n")
+    heads = []
+    for ln in lines:
+        m = re.match(r"(#define \w+(?:\([^)]*\))?)\t(.*)$", ln)
+        heads.append(m)
+    width = max((len(m.group(1)) for m in heads if m), default=0)
+    col = (width // 8 + 1) * 8
+    out = []
+    for ln, m in zip(lines, heads):
+        if m:
+            pad = (col - len(m.group(1)) + 7) // 8
+            out.append(m.group(1) + "\t" * max(pad, 1) + m.group(2))
+        else:
+            out.append(ln)
+    return "\n".join(out)
+
+
+def _indent_body(body: str) -> str:
+    return body.rstrip("\n")
+
+
+def flatten(text: str, spec: TargetSpec, path: str) -> str:
+    return cpp.unifdef(text, os_only_env(spec), path)
