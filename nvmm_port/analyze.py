@@ -333,9 +333,16 @@ class Analyzer:
                 compat[name] = defs
                 continue
             first = min(defs.values(), key=lambda d: d.line)
-            # a definition outside every OS conditional is the same for all OSes
-            if all(d.line not in os_lines for d in defs.values()) and len({d.text for d in defs.values()}) == 1:
-                defs = {"all": Definition("all", first.kind, first.text, first.file, first.line, first.params,
+            # a definition outside every OS conditional is one definition for all OSes, even when
+            # its body varies inside (os_return_needed): then its text keeps every branch
+            if all(d.line not in os_lines for d in defs.values()) and len({d.line for d in defs.values()}) == 1:
+                end = max(d.line + d.text.count("\n") for d in defs.values())
+                for d in defs.values():
+                    if d.kind == STATIC_INLINE:
+                        end = max(end, _definition_end(lines, d.line))
+                text = "\n".join(lines[first.line - 1:end]).strip() if len({d.text for d in defs.values()}) > 1 \
+                    else first.text
+                defs = {"all": Definition("all", first.kind, text, first.file, first.line, first.params,
                                           first.signature)}
             prims.append(Primitive(name, first.kind, groups.get(first.line) or _kind_group(first.kind),
                                    dict(sorted(defs.items()))))
@@ -593,6 +600,14 @@ def _heading_groups(lines: list[str]) -> dict[int, str]:
                 current = m.group(1).strip()
         out[i] = current
     return out
+
+
+def _definition_end(lines: list[str], start: int) -> int:
+    """Last line of a function definition starting at ``start`` (its closing brace at column 0)."""
+    for i in range(start, len(lines) + 1):
+        if lines[i - 1].startswith("}"):
+            return i
+    return start
 
 
 def _kind_group(kind: str) -> str:

@@ -93,6 +93,28 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="DIR", help="spec directory to write (default build/spec-OS)")
 
 
+def _add_new_target(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "new-target", help="scaffold shim/NAME/ with every primitive and variation point as a TODO entry",
+        description=("Write shim/NAME/target.toml with one TODO entry per primitive and per variation point, each "
+                     "pointing to its analysis entry (kind, location, signature, call sites, meaning). Upstream is "
+                     "referenced by location, not copied."))
+    p.add_argument("name", help="the target's name (the directory under shim/)")
+    p.add_argument("--macro", help="the macro the target's compiler defines (default __NAME__)")
+    p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
+    p.add_argument("-o", "--output", metavar="DIR", help="spec directory (default shim/NAME)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing spec directory")
+
+
+def _add_surface(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "surface", help="what a target spec provides, what it still lacks, which compat headers it emits",
+        description="Compare a TargetSpec with the analysis of upstream. Exit 1 while anything is lacking.")
+    p.add_argument("--target", required=True, help="a target name under shim/, or the path of a spec directory")
+    p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nvmm-port", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -104,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze(sub)
     _add_generate(sub)
     _add_extract(sub)
+    _add_new_target(sub)
+    _add_surface(sub)
     return parser
 
 
@@ -121,12 +145,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             from .generate import run_generate_command
             return run_generate_command(project, args)
+        if args.command == "new-target":
+            from .scaffold import run_new_target_command
+            return run_new_target_command(project, args)
+        if args.command == "surface":
+            from .scaffold import run_surface_command
+            return run_surface_command(project, args)
         if args.command == "extract-target":
             from .extract import run_extract_command
             return run_extract_command(project, args)
     except PortError as exc:
         print(f"nvmm-port: error: {exc.one_line()}", file=sys.stderr)
+        for line in exc.details:
+            print(f"  {line}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader (| head) went away: not an error of ours
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         return 130
     parser.error(f"unknown command {args.command}")

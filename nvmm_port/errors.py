@@ -12,10 +12,12 @@ class PortError(Exception):
     says what to do about it.
     """
 
-    def __init__(self, message: str, where: str | Path | None = None, fix: str | None = None):
+    def __init__(self, message: str, where: str | Path | None = None, fix: str | None = None,
+                 details: list[str] | None = None):
         self.message = message
         self.where = str(where) if where is not None else None
         self.fix = fix
+        self.details = list(details or [])   # printed under the one-line error, indented
         super().__init__(self.one_line())
 
     def one_line(self) -> str:

@@ -19,7 +19,7 @@ from . import cpp, tomlw
 from .errors import PortError
 from .model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface
 from .render import upstream_os_env
-from .target import block_primitives
+from .target import block_primitives, enclosing_primitive
 
 HEADER = """\
 # TargetSpec extracted by `gen.py extract-target --os {os}` from upstream {upstream}.
@@ -79,8 +79,7 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
             out.append(f"kind = {tomlw.value(STATIC_INLINE)}")
             if "all" in p.definitions:
                 # one definition for every OS, varying inside: the body is this OS's branch
-                vp = next(v for v in surface.variation_points if v.file == d.file
-                          and d.line < v.line_start <= d.line + d.text.count("\n"))
+                vp = next(v for v in surface.variation_points if enclosing_primitive(v, surface) == p.name)
                 body = _branch_text(vp, lines_of(vp.file), os_name, vp.file.startswith("driver/"))
                 out.append(f"body = {tomlw.value(body or '', True)}")
             else:
@@ -91,8 +90,7 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
         out.append("")
 
     for v in surface.variation_points:
-        if any(v.file == d.file and d.line < v.line_start <= d.line + d.text.count("\n")
-               for p in surface.primitives for k, d in p.definitions.items() if k == "all" and d.kind == STATIC_INLINE):
+        if enclosing_primitive(v, surface):
             continue   # filled by the enclosing primitive's body (os_return_needed)
         out.append(f"[variation_points.{tomlw.key(v.id)}]")
         lines = lines_of(v.file)

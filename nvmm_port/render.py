@@ -24,7 +24,7 @@ import jinja2
 from . import cpp
 from .errors import PortError
 from .model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface, VariationPoint
-from .target import PrimitiveSpec, TargetSpec, VPSpec, block_primitives
+from .target import PrimitiveSpec, TargetSpec, VPSpec, block_primitives, enclosing_primitive
 
 
 def target_env(spec: TargetSpec, kernel: bool) -> cpp.Env:
@@ -120,13 +120,8 @@ class Renderer:
         return ("text", (spec.code or "").rstrip("\n"))
 
     def _enclosing_primitive(self, vp: VariationPoint) -> str | None:
-        """A primitive defined once (outside OS blocks) whose body holds this VP: os_return_needed."""
-        for p in self.surface.primitives:
-            d = p.definitions.get("all")
-            if d and d.file == vp.file and d.line < vp.line_start and vp.line_end < d.line + d.text.count("\n") + 1:
-                if p.name in self.spec.primitives:
-                    return p.name
-        return None
+        name = enclosing_primitive(vp, self.surface)
+        return name if name in self.spec.primitives else None
 
     def contract_arm(self, vp: VariationPoint, spec: VPSpec | None) -> str:
         """The target's arm of a contract block: its primitives rendered, in order, with raw items."""

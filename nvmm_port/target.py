@@ -313,20 +313,34 @@ def check_spec(spec: TargetSpec, surface: Surface) -> None:
                  and not _covered_by_primitives(v, surface)]
     todos = spec.todos()
     if missing_p or missing_v or todos:
-        lines = []
+        details, counts = [], []
         for what, names in (("primitives with no entry", missing_p), ("variation points with no entry", missing_v)):
             if names:
-                lines.append(f"{what} ({len(names)}): {', '.join(names)}")
+                counts.append(f"{len(names)} {what}")
+                details.append(f"{what}:")
+                details.extend(f"  {n}" for n in names)
         for group, items in todos.items():
-            lines.append(f"{group} still TODO ({len(items)}): " + "; ".join(i.split(":")[0] if group == "primitives"
-                                                                             else i.rsplit(":", 1)[0] for i in items))
-        raise PortError("the spec is incomplete: " + " | ".join(lines), path,
-                        "fill these entries (see `gen.py surface --target " + spec.name + "`)")
+            counts.append(f"{len(items)} {group} TODO")
+            details.append(f"{group} still TODO:")
+            details.extend(f"  {i}" for i in items)
+        raise PortError("the spec is incomplete (" + ", ".join(counts) + "); nothing was generated", path,
+                        f"fill the entries listed below; `gen.py surface --target {spec.name}` shows them too",
+                        details)
 
 
 def _covered_by_primitives(vp, surface: Surface) -> bool:
-    """A contract block that defines primitives is rendered from the primitives' entries."""
-    return vp.in_contract and bool(block_primitives(vp, surface))
+    """A contract block that defines primitives is rendered from the primitives' entries, and a
+    variation point inside a primitive defined once for every OS is filled by its body."""
+    return (vp.in_contract and bool(block_primitives(vp, surface))) or enclosing_primitive(vp, surface) is not None
+
+
+def enclosing_primitive(vp, surface: Surface) -> str | None:
+    """The primitive defined once for every OS whose body holds ``vp`` (os_return_needed)."""
+    for p in surface.primitives:
+        d = p.definitions.get("all")
+        if d and d.file == vp.file and d.line < vp.line_start and vp.line_end <= d.line + d.text.count("\n"):
+            return p.name
+    return None
 
 
 def block_primitives(vp, surface: Surface) -> list[str]:
