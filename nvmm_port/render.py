@@ -251,23 +251,21 @@ def _same_text(a: str, b: str) -> bool:
     return cpp.tokens(a) == cpp.tokens(b)
 
 
+_ALIGNED = (re.compile(r"(#define \w+(?:\([^)]*\))?)\t(.*)$"), re.compile(r"(typedef [^\t]*)\t(\w+;)$"))
+
+
 def _align_defines(text: str) -> str:
-    """Align the bodies of consecutive #defines on one tab stop, as kernel headers do."""
+    """Align #define bodies, and typedef names, on one tab stop each, as kernel headers do."""
     lines = text.split("\n")
-    heads = []
-    for ln in lines:
-        m = re.match(r"(#define \w+(?:\([^)]*\))?)\t(.*)$", ln)
-        heads.append(m)
-    width = max((len(m.group(1)) for m in heads if m), default=0)
-    col = (width // 8 + 1) * 8
-    out = []
-    for ln, m in zip(lines, heads):
-        if m:
-            pad = (col - len(m.group(1)) + 7) // 8
-            out.append(m.group(1) + "\t" * max(pad, 1) + m.group(2))
-        else:
-            out.append(ln)
-    return "\n".join(out)
+    for rx in _ALIGNED:
+        heads = [rx.match(ln) for ln in lines]
+        width = max((len(m.group(1).expandtabs()) for m in heads if m), default=0)
+        col = (width // 8 + 1) * 8
+        for i, m in enumerate(heads):
+            if m:
+                pad = (col - len(m.group(1).expandtabs()) + 7) // 8
+                lines[i] = m.group(1) + "\t" * max(pad, 1) + m.group(2)
+    return "\n".join(lines)
 
 
 def _indent_body(body: str) -> str:

@@ -20,6 +20,7 @@ names.  ``target.toml``::
     [glue]                      # the target's glue source: out-of-line primitives + device glue
     includes = ["<linux/module.h>"]
     files = ["glue/device.c"]   # fragments appended after the out-of-line primitives
+    headers = ["glue/x.h"]      # the target's own headers, copied into driver/
 
     [primitives.os_mtx_lock]    # one table per primitive of the contract
     kind = "function-like macro"
@@ -94,6 +95,7 @@ class TargetSpec:
     provides: set[str]
     glue: dict[str, Any]
     glue_sources: list[tuple[str, str]]          # (fragment path, text)
+    glue_headers: list[tuple[str, str]]          # headers copied into driver/ (the target's own API)
     device: dict[str, Any]
     compat_needs: set[str]
     primitives: dict[str, PrimitiveSpec]
@@ -169,9 +171,8 @@ def load_spec(spec_dir: Path) -> TargetSpec:
         raise PortError(f"[build] system = '{system}' is not one of {', '.join(BUILD_SYSTEMS)}", path,
                         "pick a build system the generator knows")
     glue = table("glue")
-    glue_sources = []
-    for rel in glue.get("files", []):
-        glue_sources.append((rel, _fragment(spec_dir, rel, path, "[glue] files")))
+    glue_sources = [(rel, _fragment(spec_dir, rel, path, "[glue] files")) for rel in glue.get("files", [])]
+    glue_headers = [(rel, _fragment(spec_dir, rel, path, "[glue] headers")) for rel in glue.get("headers", [])]
 
     prims = {}
     for name, entry in table("primitives").items():
@@ -184,7 +185,7 @@ def load_spec(spec_dir: Path) -> TargetSpec:
     if not all(isinstance(x, str) for x in list(provides) + list(needs)):
         raise PortError("[provides] names and [compat] needs must be lists of strings", path, "fix the lists")
     return TargetSpec(spec_dir, tgt["name"], tgt["os"], tgt["macro"], tgt.get("base", "netbsd"),
-                      tgt.get("description", ""), build, set(provides), glue, glue_sources, table("device"),
+                      tgt.get("description", ""), build, set(provides), glue, glue_sources, glue_headers, table("device"),
                       set(needs), prims, vps, data)
 
 

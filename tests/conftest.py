@@ -17,12 +17,24 @@ from nvmm_port.project import Project  # noqa: E402
 REFERENCE = "dragonfly-2024"
 FIXTURES = ROOT / "tests" / "fixtures"
 MINI = FIXTURES / "mini-nvmm"
+TOYOS = FIXTURES / "targets" / "toyos"
+GOLDEN = ROOT / "tests" / "golden"
 
 HOW_TO_SYNC = (
     f"upstream cache for {REFERENCE} is not synced: run `python gen.py sync --name {REFERENCE}` "
     "(it reads the haiku/haiku mirror named in upstream/{REFERENCE}.lock; look for one under "
     "$NVMM_PORT_MIRRORS or /work/.mirror, or pass --git PATH --ref 8b7bc49ce0)"
 ).format(REFERENCE=REFERENCE)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden/ from the generator's current output instead of comparing")
+
+
+@pytest.fixture()
+def update_golden(request) -> bool:
+    return request.config.getoption("--update-golden")
 
 
 def reference_cache() -> Path | None:

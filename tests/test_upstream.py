@@ -173,3 +173,15 @@ def test_function_primitives_have_exact_signatures(reference_surface):
     for p in s.primitives:
         for d in p.definitions.values():
             assert (d.signature is not None) == (p.kind in ("static inline", "out-of-line function")), p.name
+
+
+@pytest.mark.parametrize("os_name", ["netbsd", "dragonfly"])
+def test_round_trip_dragonfly_2024(tmp_path, os_name):
+    """extract-target, then generate --flatten: upstream as unifdef resolves it for that OS, for
+    every file of dragonfly-2024; without --flatten the OS's own spec reproduces upstream exactly."""
+    from conftest import reference_cache, HOW_TO_SYNC
+    from test_generate import round_trip
+    cache = reference_cache()
+    if cache is None:
+        pytest.skip(HOW_TO_SYNC)
+    assert round_trip(["--project", str(ROOT)], cache, tmp_path, os_name) == 18
