@@ -410,6 +410,7 @@ class Analyzer:
         kinds: dict[str, str] = {}
         fields = {d.name for tu in self.parses.values() for d in tu.decls if d.kind == "field"}
         contract_names = set()
+        use_lines: dict[str, set[tuple[str, int]]] = defaultdict(set)
         spaces = {"var": ORDINARY, "param": ORDINARY, "function": ORDINARY, "typedef": ORDINARY,
                   "enum_constant": ORDINARY, "struct": TAG, "union": TAG, "enum": TAG, "label": LABEL,
                   "field": MEMBER}
@@ -445,12 +446,14 @@ class Analyzer:
                 if src.is_asm:
                     for line, name, is_member in _asm_code_idents(src.scan, dead):
                         (members if is_member else code_uses)[name][path] += 1
+                        use_lines[name].add((path, line))
                     declared.update(_asm_labels(src.scan, dead))
                     continue
                 skip = _non_code_lines(src.scan) | dead
                 for name, space, line, col in _c_code_idents(src.scan, skip, pasted):
                     if (path, line, col, name) not in decl_at:
                         uses_in[space][name][path] += 1
+                        use_lines[name].add((path, line))
                         if space == ANY:
                             any_space_names.add(name)
             # macros actually expanded: reachable from code through macro bodies
@@ -461,9 +464,10 @@ class Analyzer:
                 if m in used_macros:
                     continue
                 used_macros.add(m)
-                for path, _, toks in macros[m]:
+                for path, def_line, toks in macros[m]:
                     for name, space in toks:
                         uses_in[space][name][path] += 1
+                        use_lines[name].add((path, def_line))
                         if space == ANY:
                             any_space_names.add(name)
                         if space == ORDINARY and name in macros and name not in used_macros:
@@ -499,8 +503,11 @@ class Analyzer:
             if kinds[name] == "tag":
                 group = self.catalog.group_of(f"struct {name}") or self.catalog.group_of(name) or UNKNOWN
             roles = sorted({_role(f) for f in files}, key=["driver", "libnvmm", "tests"].index)
+            lines: dict[str, list[int]] = defaultdict(list)
+            for f, ln in sorted(use_lines.get(name, ())):
+                lines[f].append(ln)
             result.append(ForeignIdentifier(name, group, sum(files.values()), kinds[name], flavours,
-                                            dict(sorted(files.items())), "+".join(roles)))
+                                            dict(sorted(files.items())), "+".join(roles), dict(lines)))
         return result
 
     # ---- coverage

@@ -93,7 +93,8 @@ def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: 
         tree.files[path] = glue.encode()
         tree.origin[path] = "template glue/glue.c.j2: out-of-line primitives and device glue"
 
-    for path, text in _compat(spec, surface, project).items():
+    needed = target_needed_names(surface, renderer) | set(spec.compat_needs)
+    for path, text in _compat(spec, surface, project, needed, _angle_includes(tree, spec)).items():
         tree.files[path] = text.encode()
         tree.origin[path] = "catalog shim/bsd, template compat/"
 
@@ -120,7 +121,43 @@ def _glue(spec: TargetSpec, surface: Surface, jenv: jinja2.Environment, root: Pa
         fragments=spec.glue_sources)
 
 
-def _compat(spec: TargetSpec, surface: Surface, project) -> dict[str, str]:
+def _angle_includes(tree: Tree, spec: TargetSpec) -> list[str]:
+    """<paths> the target's driver compiles (so each gets a compat header, if only a forwarding one)."""
+    from . import cpp
+    from .render import target_env
+    paths = set()
+    for rel, data in tree.files.items():
+        if not rel.startswith("driver/") or not rel.endswith(SOURCE_EXT):
+            continue
+        scan = cpp.scan_text(data.decode("utf-8", errors="surrogateescape"), rel)
+        dead = scan.inactive_lines(target_env(spec, True))
+        for line, inc, angle in scan.includes:
+            if angle and line not in dead and f"driver/{inc}" not in tree.files:
+                paths.add(inc)
+    return sorted(paths)
+
+
+def target_needed_names(surface: Surface, renderer: Renderer, roles: tuple[str, ...] = ("driver",)) -> set[str]:
+    """BSD names used on upstream lines the target compiles (after its variation points are filled)."""
+    from .gen_compat import NeededNames
+    dead: dict[str, set[int]] = {}
+    needed = NeededNames()
+    for f in surface.foreign_identifiers:
+        if f.kind != "identifier":
+            continue
+        for path, lines in f.lines.items():
+            if not path.startswith(tuple(r + "/" for r in roles)) or path == surface.contract_file:
+                continue
+            if path not in dead:
+                dead[path] = renderer.upstream_dead_lines(path)
+            if any(ln not in dead[path] for ln in lines):
+                needed.add(f.name)
+                needed.sources[f.name] = f       # its uses and files, for error messages
+                break
+    return needed
+
+
+def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], include_paths: list[str]) -> dict[str, str]:
     if not spec.raw.get("compat", {}).get("emit", True):
         return {}
     try:
@@ -129,9 +166,10 @@ def _compat(spec: TargetSpec, surface: Surface, project) -> dict[str, str]:
         return {}
     from .catalog import Catalog
     catalog = Catalog.load(project.shim_dir / "bsd" / "catalog.toml")
-    needed = gen_compat.needed_names(surface.foreign_identifiers, flavour=spec.base) | spec.compat_needs
     comment = "\n".join(banner_lines(spec, surface, "compat/header.h.j2", project.root))
-    files = gen_compat.render_compat(catalog, needed, spec.provides, "kernel", comment)
+    files = gen_compat.render_compat(catalog, needed, spec.provides, "kernel", comment,
+                                     extra_paths=[p for p in include_paths if p not in spec.raw.get("compat", {})
+                                                  .get("native_headers", [])])
     return {f"compat/{path}": text for path, text in files.items()}
 
 

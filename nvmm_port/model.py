@@ -122,6 +122,8 @@ class ForeignIdentifier:
     flavours: list[str]     # which OS flavours of upstream use it
     files: dict[str, int]   # uses per file
     where: str              # "driver", "libnvmm", "tests" or a mix ("driver+libnvmm")
+    lines: dict[str, list[int]] = field(default_factory=dict)   # use lines per file, any flavour
+                            # (a use inside a macro body is counted at the #define's line)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -71,6 +71,9 @@ class Renderer:
             self.vps_by_file.setdefault(v.file, []).append(v)
         self.prims = {p.name: p for p in surface.primitives}
         self.changed: dict[str, list[str]] = {}     # file -> ids of the VPs it changed
+        # VP id -> the upstream branch the target compiles after filling (None: its own code or nothing)
+        self.chosen: dict[str, cpp.Branch | None] = {}
+        self._scans: dict[str, cpp.FileScan] = {}
 
     # ---- one file
 
@@ -79,6 +82,7 @@ class Renderer:
         if not vps:
             return text
         scan = cpp.scan_text(text, path)
+        self._scans[path] = scan
         blocks = {b.line_start: b for b in scan.all_blocks()}
         lines = text.split("\n")
         kernel = path.startswith("driver/")
@@ -161,11 +165,13 @@ class Renderer:
         taken = self._taken(blk, env, vp)
         mode, value = desired
         macro = self.spec.macro
+        self.chosen[vp.id] = None
         if mode == "same_as":
             src_env = upstream_os_env(value, kernel)
             want_branch = self._taken(blk, src_env, vp)
             if want_branch is taken or (want_branch is not None and taken is not None
                                         and _same_text(_body(lines, want_branch), _body(lines, taken))):
+                self.chosen[vp.id] = taken
                 return []          # the target already compiles what that OS compiles
             if want_branch is None:
                 body = None
@@ -174,14 +180,35 @@ class Renderer:
                 earlier = blk.branches[:blk.branches.index(want_branch)]
                 if want_branch.kind != "else" and (taken is None or taken not in earlier) \
                         and self._owned_by_others(want_branch, blk, vp):
+                    self.chosen[vp.id] = want_branch
                     return [self._extend(want_branch, lines, macro)]
             return self._place(blk, lines, taken, body, env, vp)
         body = value
         if taken is not None and body is not None and _same_text(_body(lines, taken), body):
+            self.chosen[vp.id] = taken
             return []
         if taken is None and body is None:
             return []
         return self._place(blk, lines, taken, body, env, vp)
+
+    def upstream_dead_lines(self, path: str) -> set[int]:
+        """Lines of the *upstream* file the target does not compile, after filling (call fill first)."""
+        scan = self._scans.get(path)
+        if scan is None:
+            return set()
+        dead = scan.inactive_lines(target_env(self.spec, path.startswith("driver/")))
+        blocks = {b.line_start: b for b in scan.all_blocks()}
+        for vp in self.vps_by_file.get(path, []):
+            if vp.id not in self.chosen:
+                continue
+            chosen = self.chosen[vp.id]
+            for br in blocks[vp.line_start].branches:
+                span = set(range(br.body_start, br.body_end + 1))
+                if br is chosen:
+                    dead -= span
+                else:
+                    dead |= span
+        return dead
 
     def _owned_by_others(self, br: cpp.Branch, blk: cpp.CondBlock, vp) -> bool:
         """A branch we may extend with `|| defined(MACRO)`: its condition names an OS."""

@@ -101,21 +101,27 @@ def surface_report(spec: TargetSpec, surface: Surface, project) -> dict:
             form = next(k for k in ("same_as", "code", "omit", "items") if getattr(k == "code" and e, "code", None)
                         or (k != "code" and getattr(e, k)))
             vp_forms.setdefault(form, []).append(v.id)
-    compat = {}
+    compat: list[str] = []
+    exact = not lacking
     try:
-        from . import gen_compat
-        from .catalog import Catalog
-        if spec.raw.get("compat", {}).get("emit", True):
+        if exact:
+            # complete spec: exactly what generate emits (names on lines the target compiles)
+            from .analyze import load_upstream
+            from .generate import render_tree
+            _, cache, _ = load_upstream(project, surface.upstream.name)
+            compat = sorted(p[len("compat/"):] for p in render_tree(project, spec, surface, cache, False).files
+                            if p.startswith("compat/"))
+        elif spec.raw.get("compat", {}).get("emit", True):
+            # incomplete: approximate with every name of the base flavour
+            from . import gen_compat
+            from .catalog import Catalog
             catalog = Catalog.load(project.shim_dir / "bsd" / "catalog.toml")
             needed = gen_compat.needed_names(surface.foreign_identifiers, flavour=spec.base) | spec.compat_needs
-            files = gen_compat.render_compat(catalog, needed, spec.provides, "kernel", "")
-            compat = {path: text.count("\n") for path, text in files.items()}
-    except ImportError:  # pragma: no cover
-        pass
+            compat = sorted(gen_compat.render_compat(catalog, needed, spec.provides, "kernel", ""))
     except PortError as exc:
         lacking.append(f"compat: {exc.message}")
     return {"target": spec.name, "provided": provided, "variation_points": vp_forms, "lacking": lacking,
-            "compat_headers": sorted(compat)}
+            "compat_headers": compat, "compat_exact": exact}
 
 
 def run_surface_command(project, args) -> int:
@@ -132,8 +138,9 @@ def run_surface_command(project, args) -> int:
         print(f"  provides {len(names):3d} primitive(s) as {how}")
     for form, ids in sorted(rep["variation_points"].items()):
         print(f"  fills    {len(ids):3d} variation point(s) by {form}")
-    print(f"  emits    {len(rep['compat_headers'])} compat header(s){': ' if rep['compat_headers'] else ''}"
-          + ", ".join(rep["compat_headers"]))
+    print(f"  emits    {len(rep['compat_headers'])} compat header(s)"
+          f"{'' if rep['compat_exact'] else ' (approximate until the spec is complete)'}"
+          f"{': ' if rep['compat_headers'] else ''}" + ", ".join(rep["compat_headers"]))
     if rep["lacking"]:
         print(f"  lacks    {len(rep['lacking'])} entr{'y' if len(rep['lacking']) == 1 else 'ies'}:")
         for line in rep["lacking"]:

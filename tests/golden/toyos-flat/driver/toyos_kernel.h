@@ -6,6 +6,7 @@
 struct toy_mutex { int owner; };
 struct toy_cpu { unsigned int index; };
 struct toy_gspace { unsigned long root_pa; void *owner; };
+struct toy_proc { int p_pid; };
 
 #define TOY_MAX_CPUS	64
 #define TOY_ASSERT(e)	((void)((e) || (toy_panic(#e), 0)))
@@ -29,5 +30,11 @@ struct toy_gspace *toy_gspace_new(unsigned long, unsigned long);
 int	toy_gspace_fill(struct toy_gspace *, unsigned long, int);
 void	toy_fpu_enter(void);
 void	toy_fpu_leave(void);
+
+/* BSD spellings toyos keeps for ported code. */
+struct toy_proc *toy_curproc(void);
+#define curproc	(toy_curproc())
+int	copyin(const void *, void *, unsigned long);
+void	panic(const char *, ...) __attribute__((__noreturn__));
 
 #endif /* _TOYOS_KERNEL_H_ */
