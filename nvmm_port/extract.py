@@ -105,7 +105,9 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
         else:
             out.append(f"code = {tomlw.value(chr(10).join(lines[br.body_start - 1:br.body_end]), True)}")
         out.append("")
-    return {"target.toml": "\n".join(out)}
+    return {"target.toml": "\n".join(out),
+            # derived from upstream code: keep git away from it wherever it is written
+            ".gitignore": "# extracted from upstream NVMM by gen.py extract-target: never commit\n*\n"}
 
 
 def _block(root: Path, v) -> cpp.CondBlock:

@@ -230,7 +230,7 @@ def test_round_trip_catches_a_changed_spec(proj, tmp_path):
     spec = tmp_path / "spec"
     assert main(["--project", str(proj), "extract-target", "--os", "netbsd", "-o", str(spec)]) == 0
     toml = spec / "target.toml"
-    toml.write_text(toml.read_text().replace('body = "mutex_enter(lock)"', 'body = "mutex_enter(lock2)"'))
+    toml.write_text(toml.read_text().replace('body = "mutex_enter(m)"', 'body = "mutex_enter(m2)"'))
     out = tmp_path / "out"
     assert main(["--project", str(proj), "generate", "--target", str(spec), "--flatten", "--out", str(out)]) == 0
     got = (out / "driver/nvmm_os.h").read_text()
@@ -291,3 +291,13 @@ def test_missing_os_service_names_identifier_and_file(proj, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "copyin" in err and "driver/nvmm.c" in err and "provides" in err
     assert not out.exists()
+
+
+def test_extracted_spec_ignores_itself(proj, tmp_path):
+    import subprocess as sp
+    spec = proj / "shim" / "netbsd"
+    sp.run(["git", "init", "-q", str(proj)], check=True)
+    assert main(["--project", str(proj), "extract-target", "--os", "netbsd", "-o", str(spec)]) == 0
+    status = sp.run(["git", "-C", str(proj), "status", "--porcelain", "--untracked-files=all", "shim/netbsd"],
+                    capture_output=True, text=True, check=True).stdout
+    assert status == ""          # nothing in it can be added by accident

@@ -9,14 +9,14 @@
 #include "nvmm_internal.h"
 #include "nvmm_ioctl.h"
 
-static const struct nvmm_impl *nvmm_impl_list[] = {
+static const struct nvmm_impl *nvmm_backends[] = {
 #if defined(__x86_64__)
-	&nvmm_x86_vmx,
+	&nvmm_vmx_backend,
 #endif
 };
 
 static const struct nvmm_impl *nvmm_impl = NULL;
-static struct nvmm_machine machines[NVMM_MAX_MACHINES];
+static struct nvmm_machine machines[NVMM_MAX_MACHINES];	/* by id */
 static unsigned int nmachines_created;
 
 static int
@@ -134,9 +134,9 @@ nvmm_init(void)
 	size_t i;
 
 	OS_ASSERT(os_kernel_map != NULL);
-	for (i = 0; i < __arraycount(nvmm_impl_list); i++) {
-		if (nvmm_impl_list[i]->ident()) {
-			nvmm_impl = nvmm_impl_list[i];
+	for (i = 0; i < __arraycount(nvmm_backends); i++) {
+		if (nvmm_backends[i]->ident()) {
+			nvmm_impl = nvmm_backends[i];
 			break;
 		}
 	}

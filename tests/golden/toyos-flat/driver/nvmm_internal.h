@@ -30,11 +30,11 @@ struct nvmm_impl {
 	int (*ident)(void);
 	void (*init)(void);
 	int (*machine_create)(struct nvmm_machine *);
-	void (*machine_destroy)(struct nvmm_machine *);
+	void (*machine_destroy)(struct nvmm_machine *m);
 	int (*vcpu_run)(struct nvmm_machine *, uint32_t, struct nvmm_x86_exit *);
 };
 
-extern const struct nvmm_impl nvmm_x86_vmx;
+extern const struct nvmm_impl nvmm_vmx_backend;
 
 int nvmm_init(void);
 int nvmm_ioctl(unsigned long, void *);

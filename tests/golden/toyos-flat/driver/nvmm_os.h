@@ -46,7 +46,7 @@ os_return_needed(void)
 	return toy_thread_should_yield();
 }
 
-/* -------------------------------------------------------------------------- */
+/* ------------------------------------------------------------------- */
 
 os_vmspace_t *os_vmspace_create(vaddr_t, vaddr_t);
 int os_vmspace_fault(os_vmspace_t *, vaddr_t, vm_prot_t);

@@ -31,7 +31,7 @@ nvmm_init(void)
 
 	if (nvmm_fd != -1)
 		return 0;
-	nvmm_fd = open("/dev/nvmm", O_RDONLY | O_CLOEXEC);
+	nvmm_fd = open("/dev/nvmm", O_CLOEXEC | O_RDONLY);
 	if (nvmm_fd == -1)
 		return -1;
 	if (ioctl(nvmm_fd, NVMM_IOC_CAPABILITY, &args) == -1)
@@ -79,7 +79,7 @@ nvmm_machine_create(struct nvmm_machine *mach, uint64_t ram_size)
 }
 
 int
-nvmm_machine_destroy(struct nvmm_machine *mach)
+nvmm_machine_release(struct nvmm_machine *mach)
 {
 	struct nvmm_ioc_machine_destroy args;
 	struct mach_track *entry, *next;

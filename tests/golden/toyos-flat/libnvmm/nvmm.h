@@ -4,7 +4,7 @@
 #define _LIBNVMM_H_
 
 #include <dev/virtual/nvmm/nvmm.h>
-#include <dev/virtual/nvmm/nvmm_ioctl.h>
+#include <dev/virtual/nvmm/nvmm_ioctl.h>	/* the ioctl ABI */
 
 /* The library's handle on a guest. */
 struct nvmm_machine {
@@ -14,7 +14,7 @@ struct nvmm_machine {
 
 int nvmm_init(void);
 int nvmm_machine_create(struct nvmm_machine *, uint64_t);
-int nvmm_machine_destroy(struct nvmm_machine *);
+int nvmm_machine_release(struct nvmm_machine *);
 int nvmm_vcpu_run(struct nvmm_machine *, uint32_t, struct nvmm_x86_exit *);
 
 #endif /* _LIBNVMM_H_ */

@@ -11,7 +11,7 @@
 #if defined(__NetBSD__)
 #include <dev/nvmm/x86/nvmm_x86.h>
 #elif defined(__DragonFly__)
-#include <dev/virtual/nvmm/x86/nvmm_x86.h>
+#include <dev/virtual/nvmm/x86/nvmm_x86.h>	/* DragonFly path */
 #elif defined(__toyos__)
 #include "x86/nvmm_x86.h"
 #endif

@@ -28,7 +28,7 @@
 #include "toyos_kernel.h"
 #endif
 
-#if defined(__NetBSD__) || defined(__DragonFly__)
+#if defined(__DragonFly__) || defined(__NetBSD__)
 typedef struct vmspace		os_vmspace_t;
 #elif defined(__toyos__)
 typedef struct toy_gspace	os_vmspace_t;
@@ -37,7 +37,7 @@ typedef struct toy_gspace	os_vmspace_t;
 #ifdef __DragonFly__
 /* Spellings the core borrows from NetBSD; not part of the contract. */
 typedef vm_offset_t		vaddr_t;
-#define __arraycount(__x)	(sizeof(__x) / sizeof(__x[0]))
+#define __arraycount(a)	(sizeof(a) / sizeof((a)[0]))
 #define uimin(a, b)		((a) < (b) ? (a) : (b))
 #endif
 
@@ -50,15 +50,15 @@ typedef struct cpu_info		os_cpu_t;
 #define OS_ASSERT		KASSERT
 #define OS_MAXCPUS		MAXCPUS
 
-#define os_mtx_init(lock)	mutex_init(lock, MUTEX_DEFAULT, IPL_NONE)
-#define os_mtx_lock(lock)	mutex_enter(lock)
-#define os_mtx_unlock(lock)	mutex_exit(lock)
-#define os_mem_zalloc(size)	kmem_zalloc(size, KM_SLEEP)
-#define os_mem_free(ptr, size)	kmem_free(ptr, size)
-#define os_atomic_inc_uint(x)	atomic_inc_uint(x)
+#define os_mtx_init(m)		mutex_init(m, MUTEX_DEFAULT, IPL_NONE)
+#define os_mtx_lock(m)		mutex_enter(m)
+#define os_mtx_unlock(m)	mutex_exit(m)
+#define os_mem_zalloc(sz)	kmem_zalloc(sz, KM_SLEEP)
+#define os_mem_free(p, sz)	kmem_free(p, sz)
+#define os_atomic_inc_uint(p)	atomic_inc_uint(p)
 #define os_curcpu_number()	cpu_index(curcpu())
-#define OS_IPI_FUNC(func)	void func(void *arg, void *unused)
-#define os_pmap_mach(pm)	((pm)->pm_data)
+#define OS_IPI_FUNC(fn)	void fn(void *arg, void *unused)
+#define os_pmap_mach(pmap)	((pmap)->pm_data)
 #elif defined(__DragonFly__)
 typedef struct lock		os_mtx_t;
 typedef struct globaldata	os_cpu_t;
@@ -68,14 +68,14 @@ typedef struct globaldata	os_cpu_t;
 #define OS_ASSERT		KKASSERT
 #define OS_MAXCPUS		SMP_MAXCPU
 
-#define os_mtx_init(lock)	lockinit(lock, "nvmmlk", 0, 0)
-#define os_mtx_lock(lock)	lockmgr(lock, LK_EXCLUSIVE)
-#define os_mtx_unlock(lock)	lockmgr(lock, LK_RELEASE)
-#define os_mem_zalloc(size)	kmalloc(size, M_DEVBUF, M_WAITOK | M_ZERO)
-#define os_mem_free(ptr, size)	kfree(ptr, M_DEVBUF)
-#define os_atomic_inc_uint(x)	atomic_add_int(x, 1)
+#define os_mtx_init(m)		lockinit(m, "nvmmlk", 0, 0)
+#define os_mtx_lock(m)		lockmgr(m, LK_EXCLUSIVE)
+#define os_mtx_unlock(m)	lockmgr(m, LK_RELEASE)
+#define os_mem_zalloc(sz)	kmalloc(sz, M_DEVBUF, M_WAITOK | M_ZERO)
+#define os_mem_free(p, sz)	kfree(p, M_DEVBUF)
+#define os_atomic_inc_uint(p)	atomic_add_int(p, 1)
 #define os_curcpu_number()	(mycpu->gd_cpuid)
-#define OS_IPI_FUNC(func)	void func(void *arg)
+#define OS_IPI_FUNC(fn)	void fn(void *arg)
 #define curlwp_bind()		(crit_enter(), 0)
 #define curlwp_bindx(b)		((void)(b), crit_exit())
 #elif defined(__toyos__)
@@ -99,18 +99,18 @@ typedef struct toy_cpu		os_cpu_t;
 
 #if defined(__NetBSD__)
 static inline void
-os_ipi_broadcast(void (*func)(void *, void *), void *arg)
+os_ipi_broadcast(void (*fn)(void *, void *), void *arg)
 {
 	uint64_t ticket;
 
-	ticket = xc_broadcast(0, func, arg, NULL);
+	ticket = xc_broadcast(0, fn, arg, NULL);
 	xc_wait(ticket);
 }
 #elif defined(__DragonFly__)
 static inline void
-os_ipi_broadcast(void (*func)(void *), void *arg)
+os_ipi_broadcast(void (*fn)(void *), void *arg)
 {
-	lwkt_cpusync_simple(smp_active_mask, func, arg);
+	lwkt_cpusync_simple(smp_active_mask, fn, arg);
 }
 #elif defined(__toyos__)
 static inline void
@@ -134,7 +134,7 @@ os_return_needed(void)
 #endif
 }
 
-/* -------------------------------------------------------------------------- */
+/* ------------------------------------------------------------------- */
 
 os_vmspace_t *os_vmspace_create(vaddr_t, vaddr_t);
 int os_vmspace_fault(os_vmspace_t *, vaddr_t, vm_prot_t);

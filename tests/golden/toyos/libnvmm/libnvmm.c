@@ -15,7 +15,7 @@
 #include "nvmm.h"
 
 #ifdef __DragonFly__
-#define LIST_FOREACH_SAFE	LIST_FOREACH_MUTABLE
+#define LIST_FOREACH_SAFE(v, h, f, t)	LIST_FOREACH_MUTABLE(v, h, f, t)
 #endif
 
 /* Every machine this process created, so that it can be found again. */
@@ -34,7 +34,7 @@ nvmm_init(void)
 
 	if (nvmm_fd != -1)
 		return 0;
-	nvmm_fd = open("/dev/nvmm", O_RDONLY | O_CLOEXEC);
+	nvmm_fd = open("/dev/nvmm", O_CLOEXEC | O_RDONLY);
 	if (nvmm_fd == -1)
 		return -1;
 	if (ioctl(nvmm_fd, NVMM_IOC_CAPABILITY, &args) == -1)
@@ -82,7 +82,7 @@ nvmm_machine_create(struct nvmm_machine *mach, uint64_t ram_size)
 }
 
 int
-nvmm_machine_destroy(struct nvmm_machine *mach)
+nvmm_machine_release(struct nvmm_machine *mach)
 {
 	struct nvmm_ioc_machine_destroy args;
 	struct mach_track *entry, *next;

@@ -8,7 +8,7 @@
 #include <dev/nvmm/nvmm_ioctl.h>
 #elif defined(__DragonFly__) || defined(__toyos__)
 #include <dev/virtual/nvmm/nvmm.h>
-#include <dev/virtual/nvmm/nvmm_ioctl.h>
+#include <dev/virtual/nvmm/nvmm_ioctl.h>	/* the ioctl ABI */
 #else
 #error "Unsupported OS."
 #endif
@@ -21,7 +21,7 @@ struct nvmm_machine {
 
 int nvmm_init(void);
 int nvmm_machine_create(struct nvmm_machine *, uint64_t);
-int nvmm_machine_destroy(struct nvmm_machine *);
+int nvmm_machine_release(struct nvmm_machine *);
 int nvmm_vcpu_run(struct nvmm_machine *, uint32_t, struct nvmm_x86_exit *);
 
 #endif /* _LIBNVMM_H_ */

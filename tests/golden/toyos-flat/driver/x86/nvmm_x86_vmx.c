@@ -92,7 +92,7 @@ vmx_init(void)
 }
 
 static int
-vmx_machine_create(struct nvmm_machine *mach)
+vmx_mach_create(struct nvmm_machine *mach)
 {
 	struct vmx_cpudata *cpudata = mach->machdata;
 
@@ -104,19 +104,19 @@ vmx_machine_create(struct nvmm_machine *mach)
 }
 
 static void
-vmx_machine_destroy(struct nvmm_machine *mach)
+vmx_mach_destroy(struct nvmm_machine *mach)
 {
 	struct vmx_cpudata *cpudata = mach->machdata;
 
 	os_pagemem_free(cpudata->vmcs, PAGE_SIZE);
 }
 
-const struct nvmm_impl nvmm_x86_vmx = {
+const struct nvmm_impl nvmm_vmx_backend = {
 	.name = "x86-vmx",
 	.machdata_size = sizeof(struct vmx_cpudata),
 	.ident = vmx_ident,
 	.init = vmx_init,
-	.machine_create = vmx_machine_create,
-	.machine_destroy = vmx_machine_destroy,
+	.machine_create = vmx_mach_create,
+	.machine_destroy = vmx_mach_destroy,
 	.vcpu_run = vmx_vcpu_run,
 };

@@ -54,7 +54,7 @@ vmx_vcpu_guest_fpu_enter(struct vmx_cpudata *cpudata)
 static void
 vmx_tlb_flush(struct pmap *pm)
 {
-	struct nvmm_machine *mach = os_pmap_mach(pm);
+	struct nvmm_machine *mach = os_pmap_mach(pm);	/* set at create */
 	struct vmx_cpudata *cpudata = mach->machdata;
 
 	os_atomic_inc_uint(&cpudata->tlb_want_flush);
@@ -123,7 +123,7 @@ vmx_init(void)
 }
 
 static int
-vmx_machine_create(struct nvmm_machine *mach)
+vmx_mach_create(struct nvmm_machine *mach)
 {
 	struct vmx_cpudata *cpudata = mach->machdata;
 
@@ -135,19 +135,19 @@ vmx_machine_create(struct nvmm_machine *mach)
 }
 
 static void
-vmx_machine_destroy(struct nvmm_machine *mach)
+vmx_mach_destroy(struct nvmm_machine *mach)
 {
 	struct vmx_cpudata *cpudata = mach->machdata;
 
 	os_pagemem_free(cpudata->vmcs, PAGE_SIZE);
 }
 
-const struct nvmm_impl nvmm_x86_vmx = {
+const struct nvmm_impl nvmm_vmx_backend = {
 	.name = "x86-vmx",
 	.machdata_size = sizeof(struct vmx_cpudata),
 	.ident = vmx_ident,
 	.init = vmx_init,
-	.machine_create = vmx_machine_create,
-	.machine_destroy = vmx_machine_destroy,
+	.machine_create = vmx_mach_create,
+	.machine_destroy = vmx_mach_destroy,
 	.vcpu_run = vmx_vcpu_run,
 };
