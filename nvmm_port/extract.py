@@ -183,26 +183,9 @@ def _inline_parts(text: str) -> tuple[str, list[str], str]:
 
 
 def write_spec(files: dict[str, str], out_dir: Path) -> None:
-    import os
-    import tempfile
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        for rel, text in files.items():
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_text(text)
-        if out_dir.exists():
-            import shutil
-            old = out_dir.with_name(out_dir.name + ".old")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        import shutil
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    """Write a spec directory the way generate writes a tree: atomically, unchanged files untouched."""
+    from .generate import Tree, write_tree
+    write_tree(Tree({rel: text.encode() for rel, text in files.items()}), out_dir)
 
 
 def run_extract_command(project, args) -> int:
