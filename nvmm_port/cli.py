@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import __version__
@@ -115,6 +116,20 @@ def _add_surface(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 
+def _add_build(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "build", help="render the port tree if stale and build it (Kbuild: the kernel module)",
+        description=("Render TARGET's port tree (if stale) and build it with its build system. For Kbuild targets "
+                     "the module is built against a kernel build directory and checked: no undefined symbols "
+                     "(modpost), and its modinfo is printed. The full log is OUT/build.log."))
+    p.add_argument("--target", required=True, help="a target name under shim/, or the path of a spec directory")
+    p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default build/TARGET)")
+    p.add_argument("--kdir", metavar="DIR", help="kernel build directory (default /lib/modules/$(uname -r)/build)")
+    p.add_argument("--flatten", action="store_true", help="build the flattened tree")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel make jobs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nvmm-port", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extract(sub)
     _add_new_target(sub)
     _add_surface(sub)
+    _add_build(sub)
     return parser
 
 
@@ -145,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             from .generate import run_generate_command
             return run_generate_command(project, args)
+        if args.command == "build":
+            from .build import run_build_command
+            return run_build_command(project, args)
         if args.command == "new-target":
             from .scaffold import run_new_target_command
             return run_new_target_command(project, args)

@@ -1,0 +1,130 @@
+"""``gen.py build``: render the port tree if stale, then build it with the target's build system.
+
+Kbuild targets build the kernel module against a kernel build directory (default
+``/lib/modules/$(uname -r)/build``) and are then checked: modpost must report no undefined
+symbol, and the module's ``.modinfo`` (read from the ELF file) is reported.  Userland parts
+(libnvmm and upstream's test programs) are built by the make rules the target's build file
+template provides.  Every build writes its full log to ``<out>/build.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import PortError
+from .generate import prepare, render_tree, write_tree
+from .target import check_spec
+
+_UNDEFINED = re.compile(r'modpost: "([^"]+)" \[([^\]]+)\] undefined!')
+_WARNING = re.compile(r"^(?:\./)?([^\s:]+):(\d+):(?:\d+:)? warning: (.*)$", re.M)
+
+
+@dataclass
+class BuildResult:
+    module: Path | None = None
+    undefined: list[str] = field(default_factory=list)
+    warnings: dict[str, list[str]] = field(default_factory=dict)    # file -> messages
+    modinfo: dict[str, list[str]] = field(default_factory=dict)
+    log: Path | None = None
+
+
+def read_modinfo(ko: Path) -> dict[str, list[str]]:
+    """key -> values of a kernel module's .modinfo section (ELF64 little-endian)."""
+    data = ko.read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        raise PortError("not an ELF64 little-endian file", ko, "build the module again")
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+
+    def section(i: int) -> tuple[int, int, int]:
+        name, _typ, _flags, _addr, off, size = struct.unpack_from("<IIQQQQ", data, shoff + i * shentsize)
+        return name, off, size
+    _, stroff, _ = section(shstrndx)
+    info: dict[str, list[str]] = {}
+    for i in range(shnum):
+        name, off, size = section(i)
+        end = data.index(b"\0", stroff + name)
+        if data[stroff + name:end] != b".modinfo":
+            continue
+        for item in data[off:off + size].split(b"\0"):
+            if b"=" in item:
+                k, _, v = item.decode(errors="replace").partition("=")
+                info.setdefault(k, []).append(v)
+    return info
+
+
+def default_kdir() -> Path:
+    """The running kernel's build dir; else the newest Debian linux-headers-*-amd64 installed."""
+    running = Path("/lib/modules") / os.uname().release / "build"
+    if (running / "Makefile").is_file():
+        return running
+    debian = sorted(Path("/usr/src").glob("linux-headers-*-amd64"), key=_version_key)
+    if debian:
+        print(f"note: no headers for the running kernel {os.uname().release}; building against {debian[-1]}",
+              file=sys.stderr)
+        return debian[-1]
+    return running
+
+
+def _version_key(p: Path) -> list[int]:
+    return [int(x) for x in re.findall(r"\d+", p.name)]
+
+
+def kbuild(out: Path, kdir: Path, module: str, jobs: int) -> BuildResult:
+    if not (kdir / "Makefile").is_file():
+        raise PortError("no kernel build directory", kdir,
+                        "install the kernel headers (Debian: linux-headers-amd64) or pass --kdir DIR")
+    log = out / "build.log"
+    cmd = ["make", "-C", str(kdir), f"M={out}", f"-j{jobs}", "modules"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    log.write_text("$ " + " ".join(cmd) + "\n" + proc.stdout + proc.stderr)
+    text = proc.stdout + proc.stderr
+    res = BuildResult(log=log)
+    res.undefined = sorted({m.group(1) for m in _UNDEFINED.finditer(text)})
+    for m in _WARNING.finditer(text):
+        res.warnings.setdefault(m.group(1), []).append(f"{m.group(2)}: {m.group(3)}")
+    if proc.returncode != 0 and not res.undefined:
+        tail = "\n".join(text.strip().splitlines()[-15:])
+        raise PortError(f"the kernel module did not build (make exit {proc.returncode})", log,
+                        "read the log; the last lines are below", tail.splitlines())
+    ko = out / f"{module}.ko"
+    if ko.is_file():
+        res.module = ko
+        res.modinfo = read_modinfo(ko)
+    return res
+
+
+def run_build_command(project, args) -> int:
+    spec, surface, cache = prepare(project, args.target, args.upstream)
+    check_spec(spec, surface)
+    out = Path(args.out) if args.out else project.build_dir / spec.name
+    tree = render_tree(project, spec, surface, cache, args.flatten)
+    report = write_tree(tree, out)
+    print(f"rendered {out}: {len(report.written)} written, {len(report.unchanged)} unchanged")
+    system = spec.build.get("system", "none")
+    if system != "kbuild":
+        raise PortError(f"gen.py build knows Kbuild targets only; {spec.name} uses '{system}'", spec.toml_path,
+                        "build the rendered tree with that system's own tools")
+    kdir = Path(args.kdir) if args.kdir else default_kdir()
+    module = spec.build.get("module", "nvmm")
+    res = kbuild(out, kdir, module, args.jobs)
+    for f, msgs in sorted(res.warnings.items()):
+        print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
+    if res.undefined:
+        raise PortError(f"modpost reports {len(res.undefined)} undefined symbol(s): {', '.join(res.undefined)}",
+                        res.log, "provide them in the target's glue, or use what the kernel exports")
+    if res.module is None:
+        raise PortError(f"the build produced no {module}.ko", res.log, "check the Kbuild file and the log")
+    info = res.modinfo
+    print(f"built {res.module} against {kdir.resolve()}: "
+          f"version {','.join(info.get('version', ['-']))}, license {','.join(info.get('license', ['-']))}, "
+          f"vermagic {','.join(info.get('vermagic', ['-']))}")
+    for p in info.get("parm", []):
+        print(f"  parameter {p}")
+    return 0
