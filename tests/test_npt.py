@@ -181,6 +181,43 @@ def test_header_alone_freestanding_and_cxx(tmp_path):
         assert r.returncode == 0, r.stderr
 
 
+def _kernel_build_dir() -> Path | None:
+    """$KDIR, else the running kernel's build dir, else the newest Debian linux-headers-*-amd64."""
+    candidates = [Path(os.environ["KDIR"])] if os.environ.get("KDIR") else []
+    candidates.append(Path("/lib/modules") / os.uname().release / "build")
+    candidates += sorted(Path("/usr/src").glob("linux-headers-*-amd64"),
+                         key=lambda p: [int(x) for x in re.findall(r"\d+", p.name)], reverse=True)
+    return next((c for c in candidates if (c / "Makefile").is_file()), None)
+
+
+def test_linux_kbuild_module(tmp_path):
+    """The first real target: nvmm_npt.c in an out-of-tree Linux module, Kbuild's own flags plus
+    W=1 and -Werror, types from <linux/types.h>, errno from <linux/errno.h>."""
+    kdir = _kernel_build_dir()
+    if kdir is None:
+        pytest.skip("no kernel build directory (set KDIR or apt-get install linux-headers-amd64)")
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    mod = tmp_path / "mod"
+    mod.mkdir()
+    shutil.copy(NPT / "nvmm_npt.c", mod)
+    shutil.copy(NPT / "nvmm_npt.h", mod)
+    (mod / "npt_types.h").write_text("#include <linux/types.h>\n#include <linux/errno.h>\n"
+                                     "#define NPT_OS_TYPES_INCLUDED 1\n")
+    (mod / "glue.c").write_text(
+        '#include <linux/module.h>\n#include "npt_types.h"\n#include "nvmm_npt.h"\n'
+        "static int __init t_init(void) { return NPT_EINVAL == EINVAL ? 0 : -EINVAL; }\n"
+        "static void __exit t_exit(void) { }\nmodule_init(t_init);\nmodule_exit(t_exit);\n"
+        'MODULE_LICENSE("Dual BSD/GPL");\n')
+    (mod / "Kbuild").write_text("obj-m := nptprobe.o\nnptprobe-y := glue.o nvmm_npt.o\n"
+                                "ccflags-y := -Werror\n"
+                                "CFLAGS_nvmm_npt.o := -include $(src)/npt_types.h\n")
+    r = _run(["make", "-C", str(kdir), f"M={mod}", "W=1", "modules"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warning:" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert (mod / "nptprobe.ko").is_file()
+
+
 def test_files_carry_the_license_line():
     files = sorted(p for p in NPT.rglob("*") if p.suffix in (".c", ".h"))
     assert {p.name for p in files} >= {"nvmm_npt.c", "nvmm_npt.h", "npt_test.c"}
