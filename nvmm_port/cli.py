@@ -15,8 +15,11 @@ Retarget the NVMM hypervisor to other kernels.
 
 Typical flow for a porter:
   gen.py sync --name dragonfly-2024 --git MIRROR --ref 8b7bc49ce0   import upstream, write upstream/NAME.lock
-  gen.py analyze                                                     print the porting surface (os_* primitives,
-                                                                     variation points, BSD names)
+  gen.py analyze                      the porting surface: os_* primitives, variation points, BSD names
+  gen.py new-target myos              scaffold shim/myos/target.toml, one TODO per primitive and variation point
+  gen.py surface --target myos        what the spec still lacks
+  gen.py generate --target myos       render build/myos/: filled upstream, nvmm_os.h, glue, compat, build file
+  gen.py build --target myos          build it (Kbuild targets: the kernel module, checked by modpost)
 """
 
 
