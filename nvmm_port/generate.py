@@ -98,9 +98,7 @@ def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: 
         tree.files[path] = text.encode()
         tree.origin[path] = "catalog shim/bsd, template compat/"
 
-    build = _build_file(spec, surface, tree, jenv, project.root)
-    if build is not None:
-        path, text, template = build
+    for path, text, template in _build_files(spec, surface, tree, jenv, project.root):
         tree.files[path] = text.encode()
         tree.origin[path] = f"template {template}"
 
@@ -173,19 +171,28 @@ def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], inclu
     return {f"compat/{path}": text for path, text in files.items()}
 
 
-def _build_file(spec, surface, tree: Tree, jenv, root) -> tuple[str, str, str] | None:
+def _build_files(spec, surface, tree: Tree, jenv, root) -> list[tuple[str, str, str]]:
+    """The build file of the target's system (and, for Kbuild, a dkms.conf)."""
     system = spec.build.get("system", "none")
     if system == "none":
-        return None
+        return []
     name, template = {"kbuild": ("Kbuild", "build/Kbuild.j2"), "jam": ("Jamfile", "build/Jamfile.j2"),
                       "bsdmake": ("Makefile", "build/Makefile.bsd.j2")}[system]
     sources = sorted(p for p in tree.files if p.startswith("driver/") and p.endswith((".c", ".S")))
-    text = jenv.get_template(template).render(
+    upstream = [p for p in sources if p in surface.upstream.files]
+    module = spec.build.get("module", "nvmm")
+    out = [(name, jenv.get_template(template).render(
         banner=banner_lines(spec, surface, template, root), spec=spec, sources=sources,
-        module=spec.build.get("module", "nvmm"), cflags=spec.build.get("cflags", []),
+        upstream_sources=upstream, glue_sources=[p for p in sources if p not in upstream],
+        module=module, cflags=spec.build.get("cflags", []), glue_cflags=spec.build.get("glue_cflags", []),
         include_dirs=["compat", "driver", "driver/x86"] if any(p.startswith("compat/") for p in tree.files)
-        else ["driver", "driver/x86"])
-    return name, text, template
+        else ["driver", "driver/x86"]), template)]
+    if system == "kbuild" and spec.build.get("dkms", True):
+        dkms = "build/dkms.conf.j2"
+        out.append(("dkms.conf", jenv.get_template(dkms).render(
+            banner=banner_lines(spec, surface, dkms, root), module=module,
+            version=spec.build.get("version", __version__)), dkms))
+    return out
 
 
 def _provenance(spec: TargetSpec, surface: Surface, tree: Tree, flat: bool, jenv, project) -> str:

@@ -301,3 +301,21 @@ def test_extracted_spec_ignores_itself(proj, tmp_path):
     status = sp.run(["git", "-C", str(proj), "status", "--porcelain", "--untracked-files=all", "shim/netbsd"],
                     capture_output=True, text=True, check=True).stdout
     assert status == ""          # nothing in it can be added by accident
+
+
+def test_kbuild_keeps_upstream_and_glue_apart(proj, tmp_path):
+    d = _spec_copy(tmp_path)
+    toml = d / "target.toml"
+    toml.write_text(toml.read_text().replace('system = "bsdmake"', 'system = "kbuild"\nversion = "0.9"'))
+    out = tmp_path / "out"
+    assert gen(proj, "--target", str(d), "--out", str(out)) == 0
+    kbuild = (out / "Kbuild").read_text()
+    assert "obj-m += nvmm.o" in kbuild
+    assert "nvmm-y := driver/nvmm.o driver/x86/nvmm_x86_vmx.o driver/x86/nvmm_x86_vmxfunc.o driver/nvmm_toyos.o" \
+        in kbuild
+    assert "NVMM_UPSTREAM_FLAGS := -D_KERNEL -I$(src)/compat -I$(src)/driver -I$(src)/driver/x86" in kbuild
+    assert "CFLAGS_nvmm_x86_vmx.o := $(NVMM_UPSTREAM_FLAGS)" in kbuild
+    assert "AFLAGS_nvmm_x86_vmxfunc.o := $(NVMM_UPSTREAM_FLAGS)" in kbuild
+    assert "CFLAGS_nvmm_toyos.o := -Werror -I$(src)/driver" in kbuild          # the glue: kernel headers only
+    dkms = (out / "dkms.conf").read_text()
+    assert 'PACKAGE_NAME="nvmm"' in dkms and 'PACKAGE_VERSION="0.9"' in dkms and 'BUILT_MODULE_NAME[0]="nvmm"' in dkms
