@@ -449,7 +449,7 @@ class Analyzer:
                         use_lines[name].add((path, line))
                     declared.update(_asm_labels(src.scan, dead))
                     continue
-                skip = _non_code_lines(src.scan) | dead
+                skip = src.scan.directive_lines() | dead   # directives are not code (#define bodies come via macros)
                 for name, space, line, col in _c_code_idents(src.scan, skip, pasted):
                     if (path, line, col, name) not in decl_at:
                         uses_in[space][name][path] += 1
@@ -635,11 +635,6 @@ def _non_define_directive_lines(scan: cpp.FileScan) -> set[int]:
         if d.name != "define":
             s.update(range(d.line, d.end_line + 1))
     return s
-
-
-def _non_code_lines(scan: cpp.FileScan) -> set[int]:
-    """Directive lines (their identifiers are not code; #define bodies are handled separately)."""
-    return scan.directive_lines()
 
 
 def _branch_taken(blk: cpp.CondBlock, br: cpp.Branch, fl: str, oses: list[str], kernel: bool) -> bool:

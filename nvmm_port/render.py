@@ -109,7 +109,7 @@ class Renderer:
         enclosing = self._enclosing_primitive(vp)
         if enclosing is not None and (spec is None or spec.todo is not None):
             p = self.spec.primitives[enclosing]
-            return ("text", _indent_body(p.body or ""))
+            return ("text", (p.body or "").rstrip("\n"))
         if spec is None and vp.in_contract and block_primitives(vp, self.surface):
             return ("text", self.contract_arm(vp, None))
         if spec is None:
@@ -179,7 +179,7 @@ class Renderer:
                 body = _body(lines, want_branch)
                 earlier = blk.branches[:blk.branches.index(want_branch)]
                 if want_branch.kind != "else" and (taken is None or taken not in earlier) \
-                        and self._owned_by_others(want_branch, blk, vp):
+                        and self._owned_by_others(want_branch):
                     self.chosen[vp.id] = want_branch
                     return [self._extend(want_branch, lines, macro)]
             return self._place(blk, lines, taken, body, env, vp)
@@ -210,7 +210,7 @@ class Renderer:
                     dead |= span
         return dead
 
-    def _owned_by_others(self, br: cpp.Branch, blk: cpp.CondBlock, vp) -> bool:
+    def _owned_by_others(self, br: cpp.Branch) -> bool:
         """A branch we may extend with `|| defined(MACRO)`: its condition names an OS."""
         try:
             return bool(cpp.names_in(br.expr) & set(cpp.OS_MACROS))
@@ -293,10 +293,6 @@ def _align_defines(text: str) -> str:
                 pad = (col - len(m.group(1).expandtabs()) + 7) // 8
                 lines[i] = m.group(1) + "\t" * max(pad, 1) + m.group(2)
     return "\n".join(lines)
-
-
-def _indent_body(body: str) -> str:
-    return body.rstrip("\n")
 
 
 def flatten(text: str, spec: TargetSpec, path: str) -> str:
