@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
@@ -150,32 +151,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# command -> (module, function): modules are imported only for the command that runs
+COMMANDS = {
+    "sync": ("sync", "run_sync_command"),
+    "analyze": ("analyze", "run_analyze_command"),
+    "generate": ("generate", "run_generate_command"),
+    "build": ("build", "run_build_command"),
+    "new-target": ("scaffold", "run_new_target_command"),
+    "surface": ("scaffold", "run_surface_command"),
+    "extract-target": ("extract", "run_extract_command"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     project = Project.find(args.project)
     try:
-        if args.command == "sync":
-            from .sync import run_sync_command
-            return run_sync_command(project, args)
-        if args.command == "analyze":
-            from .analyze import run_analyze_command
-            return run_analyze_command(project, args)
-        if args.command == "generate":
-            from .generate import run_generate_command
-            return run_generate_command(project, args)
-        if args.command == "build":
-            from .build import run_build_command
-            return run_build_command(project, args)
-        if args.command == "new-target":
-            from .scaffold import run_new_target_command
-            return run_new_target_command(project, args)
-        if args.command == "surface":
-            from .scaffold import run_surface_command
-            return run_surface_command(project, args)
-        if args.command == "extract-target":
-            from .extract import run_extract_command
-            return run_extract_command(project, args)
+        module_name, function = COMMANDS[args.command]
+        module = importlib.import_module(f".{module_name}", __package__)
+        return getattr(module, function)(project, args)
     except PortError as exc:
         print(f"nvmm-port: error: {exc.one_line()}", file=sys.stderr)
         for line in exc.details:
@@ -183,13 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         # the reader (| head) went away: not an error of ours
-        import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
         return 130
-    parser.error(f"unknown command {args.command}")
-    return 2
 
 
 if __name__ == "__main__":

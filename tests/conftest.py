@@ -76,3 +76,13 @@ def make_project(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "shim" / "bsd", proj / "shim" / "bsd")
     shutil.copytree(ROOT / "templates", proj / "templates")
     return proj
+
+
+@pytest.fixture()
+def mini_project(tmp_path, capsys):
+    """A project with the mini-NVMM fixture synced as upstream 'mini'."""
+    from nvmm_port.cli import main
+    p = make_project(tmp_path)
+    assert main(["--project", str(p), "sync", "--name", "mini", "--dir", str(MINI)]) == 0
+    capsys.readouterr()
+    return p

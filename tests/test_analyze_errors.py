@@ -9,11 +9,8 @@ from nvmm_port.cli import main
 
 
 @pytest.fixture()
-def proj(tmp_path, capsys):
-    p = make_project(tmp_path)
-    assert main(["--project", str(p), "sync", "--name", "mini", "--dir", str(MINI)]) == 0
-    capsys.readouterr()
-    return p
+def proj(mini_project):
+    return mini_project
 
 
 def run(proj, capsys, *args):

@@ -8,17 +8,14 @@ import subprocess
 
 import pytest
 
-from conftest import GOLDEN, MINI, TOYOS, make_project
+from conftest import GOLDEN, TOYOS
 from nvmm_port import cpp
 from nvmm_port.cli import main
 
 
 @pytest.fixture()
-def proj(tmp_path, capsys):
-    p = make_project(tmp_path)
-    assert main(["--project", str(p), "sync", "--name", "mini", "--dir", str(MINI)]) == 0
-    capsys.readouterr()
-    return p
+def proj(mini_project):
+    return mini_project
 
 
 def gen(proj, *args):
@@ -38,19 +35,27 @@ def _normalise(rel, data):
 
 @pytest.mark.parametrize("mode,flags", [("toyos", []), ("toyos-flat", ["--flatten"])])
 def test_golden(proj, tmp_path, mode, flags, update_golden):
+    """Every file the generator wrote or changed is a golden file; the files it leaves as upstream
+    has them are listed in UNCHANGED and must equal upstream byte for byte."""
     out = tmp_path / "out"
     assert gen(proj, "--target", str(TOYOS), "--out", str(out), *flags) == 0
+    up = proj / "upstream" / "cache" / "mini"
     got = {k: _normalise(k, v) for k, v in files_of(out).items()}
+    unchanged = sorted(k for k, v in got.items() if (up / k).is_file() and (up / k).read_bytes() == v)
+    changed = {k: v for k, v in got.items() if k not in unchanged}
     golden = GOLDEN / mode
     if update_golden:
         shutil.rmtree(golden, ignore_errors=True)
-        for rel, data in got.items():
+        for rel, data in changed.items():
             (golden / rel).parent.mkdir(parents=True, exist_ok=True)
             (golden / rel).write_bytes(data)
-    want = files_of(golden)
-    assert sorted(got) == sorted(want), "file list changed: run pytest --update-golden if intended"
+        (golden / "UNCHANGED").write_text("".join(f"{k}\n" for k in unchanged))
+    want_unchanged = (golden / "UNCHANGED").read_text().split()
+    want = {k: v for k, v in files_of(golden).items() if k != "UNCHANGED"}
+    assert unchanged == want_unchanged, "files left as upstream changed: pytest --update-golden if intended"
+    assert sorted(changed) == sorted(want), "file list changed: run pytest --update-golden if intended"
     for rel in want:
-        assert got[rel] == want[rel], f"{rel} differs from tests/golden/{mode}/{rel} (pytest --update-golden)"
+        assert changed[rel] == want[rel], f"{rel} differs from tests/golden/{mode}/{rel} (pytest --update-golden)"
 
 
 def test_generated_files_say_where_they_come_from(proj, tmp_path):
