@@ -104,6 +104,10 @@ def _role(path: str) -> str:
     return path.split("/", 1)[0]
 
 
+# which roles see which: the tests include libnvmm's header, which includes the driver's
+_ROLE_RANK = {"driver": 0, "libnvmm": 1, "tests": 2}
+
+
 def flavour_env(os_name: str, oses: list[str], kernel: bool) -> cpp.Env:
     """The macros known for one OS flavour: its own macro defined, every other OS's undefined."""
     env: cpp.Env = {}
@@ -411,6 +415,7 @@ class Analyzer:
         fields = {d.name for tu in self.parses.values() for d in tu.decls if d.kind == "field"}
         contract_names = set()
         use_lines: dict[str, set[tuple[str, int]]] = defaultdict(set)
+        member_lines: dict[str, set[tuple[str, int]]] = defaultdict(set)   # uses as a member (x->name)
         spaces = {"var": ORDINARY, "param": ORDINARY, "function": ORDINARY, "typedef": ORDINARY,
                   "enum_constant": ORDINARY, "struct": TAG, "union": TAG, "enum": TAG, "label": LABEL,
                   "field": MEMBER}
@@ -420,6 +425,13 @@ class Analyzer:
             for d in named:
                 declared_in[spaces[d.kind]].add(d.name)
             declared = declared_in[ORDINARY]
+            # driver, libnvmm and tests are separate programs: a declaration is visible to its own
+            # role and the ones that include it (tests include libnvmm's header, which includes the
+            # driver's), so a test's own PAGE_SIZE does not declare the driver's
+            seen_from: dict[str, int] = {}
+            for d in named:
+                if spaces[d.kind] == ORDINARY:
+                    seen_from[d.name] = min(seen_from.get(d.name, 9), _ROLE_RANK.get(_role(d.file), 0))
             # a token standing where a declaration names itself is not a use
             decl_at = {(d.file, d.line, d.column, d.name) for d in named}
             # a primitive is the contract's business under every OS, even where one OS
@@ -439,6 +451,7 @@ class Analyzer:
             for path, src, d in live_defs:
                 macros[d.name].append((path, d.line, _macro_body_idents(d, src.is_asm, pasted)))
                 declared.add(d.name)
+                seen_from[d.name] = min(seen_from.get(d.name, 9), _ROLE_RANK.get(_role(path), 0))
             for path, src in self.sources.items():
                 if path == self.contract:
                     continue
@@ -446,14 +459,14 @@ class Analyzer:
                 if src.is_asm:
                     for line, name, is_member in _asm_code_idents(src.scan, dead):
                         (members if is_member else code_uses)[name][path] += 1
-                        use_lines[name].add((path, line))
+                        (member_lines if is_member else use_lines)[name].add((path, line))
                     declared.update(_asm_labels(src.scan, dead))
                     continue
                 skip = src.scan.directive_lines() | dead   # directives are not code (#define bodies come via macros)
                 for name, space, line, col in _c_code_idents(src.scan, skip, pasted):
                     if (path, line, col, name) not in decl_at:
                         uses_in[space][name][path] += 1
-                        use_lines[name].add((path, line))
+                        (member_lines if space == MEMBER else use_lines)[name].add((path, line))
                         if space == ANY:
                             any_space_names.add(name)
             # macros actually expanded: reachable from code through macro bodies
@@ -473,9 +486,13 @@ class Analyzer:
                         if space == ORDINARY and name in macros and name not in used_macros:
                             work.append(name)
             out: dict[str, dict[str, int]] = {}
-            any_declared = set().union(*declared_in.values()) | set(macros)
+            any_declared = declared_in[TAG] | declared_in[MEMBER] | declared_in[LABEL]
             for name, files in code_uses.items():
-                if name in declared or name in contract_names or name in C_KEYWORDS or name.startswith("__builtin_"):
+                if name in declared and name not in contract_names:
+                    files = {f: n for f, n in files.items() if _ROLE_RANK.get(_role(f), 0) < seen_from.get(name, 0)}
+                    if not files:
+                        continue
+                if name in contract_names or name in C_KEYWORDS or name.startswith("__builtin_"):
                     continue
                 if name in any_declared and name in any_space_names:
                     continue   # a macro argument naming an upstream field or tag
@@ -504,7 +521,9 @@ class Analyzer:
                 group = self.catalog.group_of(f"struct {name}") or self.catalog.group_of(name) or UNKNOWN
             roles = sorted({_role(f) for f in files}, key=["driver", "libnvmm", "tests"].index)
             lines: dict[str, list[int]] = defaultdict(list)
-            for f, ln in sorted(use_lines.get(name, ())):
+            # where the name is used the way that makes it foreign (vmcs->abort is not abort())
+            where = member_lines if kinds[name] == "member" else use_lines
+            for f, ln in sorted(where.get(name) or use_lines.get(name, set()) | member_lines.get(name, set())):
                 lines[f].append(ln)
             result.append(ForeignIdentifier(name, group, sum(files.values()), kinds[name], flavours,
                                             dict(sorted(files.items())), "+".join(roles), dict(lines)))

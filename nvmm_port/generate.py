@@ -82,10 +82,14 @@ def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: 
             tree.files[rel] = data
             tree.origin[rel] = f"upstream {rel}, verbatim"
 
-    for rel, text in spec.glue_headers:
+    for rel, text in spec.glue_headers + spec.bridge_sources:
         path = f"driver/{Path(rel).name}"
         tree.files[path] = text.encode()
         tree.origin[path] = f"spec {rel}, verbatim"
+    for rel, text in spec.common_files:
+        path = f"driver/{Path(rel).name}"
+        tree.files[path] = text.encode()
+        tree.origin[path] = f"shim/{rel}, verbatim"
 
     glue = _glue(spec, surface, jenv, project.root)
     if glue is not None:
@@ -93,8 +97,12 @@ def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: 
         tree.files[path] = glue.encode()
         tree.origin[path] = "template glue/glue.c.j2: out-of-line primitives and device glue"
 
-    needed = target_needed_names(surface, renderer) | set(spec.compat_needs)
-    for path, text in _compat(spec, surface, project, needed, _angle_includes(tree, spec)).items():
+    needed = target_needed_names(surface, renderer)
+    needed.update(spec.compat_needs)
+    own = spec_needed_names(spec, surface, cache)
+    upstream_world = set(surface.upstream.files) | {f"driver/{Path(rel).name}" for rel, _ in spec.bridge_sources}
+    for path, text in _compat(spec, surface, project, needed, own,
+                              _angle_includes(tree, spec, upstream_world)).items():
         tree.files[path] = text.encode()
         tree.origin[path] = "catalog shim/bsd, template compat/"
 
@@ -119,13 +127,14 @@ def _glue(spec: TargetSpec, surface: Surface, jenv: jinja2.Environment, root: Pa
         fragments=spec.glue_sources)
 
 
-def _angle_includes(tree: Tree, spec: TargetSpec) -> list[str]:
-    """<paths> the target's driver compiles (so each gets a compat header, if only a forwarding one)."""
+def _angle_includes(tree: Tree, spec: TargetSpec, upstream_world: set[str]) -> list[str]:
+    """<paths> the target's driver compiles in upstream's world (so each gets a compat header, if only a
+    forwarding one); the glue includes the target kernel's own headers."""
     from . import cpp
     from .render import target_env
     paths = set()
     for rel, data in tree.files.items():
-        if not rel.startswith("driver/") or not rel.endswith(SOURCE_EXT):
+        if not rel.startswith("driver/") or not rel.endswith(SOURCE_EXT) or rel not in upstream_world:
             continue
         scan = cpp.scan_text(data.decode("utf-8", errors="surrogateescape"), rel)
         dead = scan.inactive_lines(target_env(spec, True))
@@ -155,7 +164,34 @@ def target_needed_names(surface: Surface, renderer: Renderer, roles: tuple[str, 
     return needed
 
 
-def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], include_paths: list[str]) -> dict[str, str]:
+def spec_needed_names(spec: TargetSpec, surface: Surface, cache: Path) -> set[str]:
+    """Identifiers the target's own upstream-world code uses: its variation-point arms, its bridge
+    sources and headers, and upstream's contract prototypes (nvmm_os.h outside its OS blocks, which
+    the analysis leaves to the contract).  Only names the compat catalog knows matter; the caller
+    intersects with the catalog (names defined in these texts themselves are dropped here)."""
+    from . import cpp
+    texts = [v.code for v in spec.variation_points.values() if v.code and v.id.startswith("driver/")]
+    texts += [t for _, t in spec.bridge_sources + spec.glue_headers]
+    contract = cache / surface.contract_file if surface.contract_file else None
+    if contract is not None and contract.is_file():
+        text = contract.read_text(errors="surrogateescape")
+        scan = cpp.scan_text(text, surface.contract_file)
+        inside = set()
+        for blk in scan.all_blocks():
+            if any(c for br in blk.branches for c in [br.condition] if c and any(
+                    m in c for m in ("__NetBSD__", "__DragonFly__"))):
+                inside.update(range(blk.line_start, blk.line_end + 1))
+        texts.append("\n".join(ln for i, ln in enumerate(text.splitlines(), 1) if i not in inside))
+    names: set[str] = set()
+    defined: set[str] = set()
+    for text in texts:
+        names.update(t for t in cpp.tokens(text) if t[:1].isalpha() or t[:1] == "_")
+        defined.update(d.name for d in cpp.scan_text(text).defines)
+    return names - defined
+
+
+def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], own: set[str],
+            include_paths: list[str]) -> dict[str, str]:
     if not spec.raw.get("compat", {}).get("emit", True):
         return {}
     try:
@@ -165,6 +201,7 @@ def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], inclu
     from .catalog import Catalog
     catalog = Catalog.load(project.shim_dir / "bsd" / "catalog.toml")
     comment = "\n".join(banner_lines(spec, surface, "compat/header.h.j2", project.root))
+    needed.update(n for n in own if catalog.entry(n) is not None)
     files = gen_compat.render_compat(catalog, needed, spec.provides, "kernel", comment,
                                      extra_paths=[p for p in include_paths if p not in spec.raw.get("compat", {})
                                                   .get("native_headers", [])])
@@ -179,12 +216,16 @@ def _build_files(spec, surface, tree: Tree, jenv, root) -> list[tuple[str, str, 
     name, template = {"kbuild": ("Kbuild", "build/Kbuild.j2"), "jam": ("Jamfile", "build/Jamfile.j2"),
                       "bsdmake": ("Makefile", "build/Makefile.bsd.j2")}[system]
     sources = sorted(p for p in tree.files if p.startswith("driver/") and p.endswith((".c", ".S")))
-    upstream = [p for p in sources if p in surface.upstream.files]
+    bridge = {f"driver/{Path(rel).name}" for rel, _ in spec.bridge_sources}
+    common = [f"driver/{Path(rel).name}" for rel, _ in spec.common_files if rel.endswith(".c")]
+    upstream = [p for p in sources if p in surface.upstream.files or p in bridge]
     module = spec.build.get("module", "nvmm")
     out = [(name, jenv.get_template(template).render(
         banner=banner_lines(spec, surface, template, root), spec=spec, sources=sources,
-        upstream_sources=upstream, glue_sources=[p for p in sources if p not in upstream],
+        upstream_sources=upstream, common_sources=common,
+        glue_sources=[p for p in sources if p not in upstream and p not in common],
         module=module, cflags=spec.build.get("cflags", []), glue_cflags=spec.build.get("glue_cflags", []),
+        common_cflags=spec.build.get("common_cflags", []), version=spec.build.get("version", __version__),
         include_dirs=["compat", "driver", "driver/x86"] if any(p.startswith("compat/") for p in tree.files)
         else ["driver", "driver/x86"]), template)]
     if system == "kbuild" and spec.build.get("dkms", True):

@@ -101,6 +101,8 @@ class TargetSpec:
     primitives: dict[str, PrimitiveSpec]
     variation_points: dict[str, VPSpec]
     raw: dict[str, Any] = field(repr=False, default_factory=dict)
+    bridge_sources: list[tuple[str, str]] = field(default_factory=list)   # ours, compiled in upstream's world
+    common_files: list[tuple[str, str]] = field(default_factory=list)     # (shim/common/<x>/file, text)
 
     @property
     def toml_path(self) -> Path:
@@ -173,6 +175,8 @@ def load_spec(spec_dir: Path) -> TargetSpec:
     glue = table("glue")
     glue_sources = [(rel, _fragment(spec_dir, rel, path, "[glue] files")) for rel in glue.get("files", [])]
     glue_headers = [(rel, _fragment(spec_dir, rel, path, "[glue] headers")) for rel in glue.get("headers", [])]
+    bridge = [(rel, _fragment(spec_dir, rel, path, "[glue] bridge")) for rel in glue.get("bridge", [])]
+    common = _common_files(spec_dir, path, glue.get("common", []))
 
     prims = {}
     for name, entry in table("primitives").items():
@@ -186,7 +190,21 @@ def load_spec(spec_dir: Path) -> TargetSpec:
         raise PortError("[provides] names and [compat] needs must be lists of strings", path, "fix the lists")
     return TargetSpec(spec_dir, tgt["name"], tgt["os"], tgt["macro"], tgt.get("base", "netbsd"),
                       tgt.get("description", ""), build, set(provides), glue, glue_sources, glue_headers, table("device"),
-                      set(needs), prims, vps, data)
+                      set(needs), prims, vps, data, bridge, common)
+
+
+def _common_files(spec_dir: Path, toml_path: Path, names: list[str]) -> list[tuple[str, str]]:
+    """The C sources and headers of shim/common/<name>/ (not its tests) a spec shares."""
+    out = []
+    for name in names:
+        d = spec_dir.parent / "common" / name
+        if not isinstance(name, str) or not d.is_dir():
+            raise PortError(f"[glue] common names '{name}', which is not a directory of shim/common/",
+                            toml_path, f"create {d} or fix the name")
+        for f in sorted(d.iterdir()):
+            if f.is_file() and f.suffix in (".c", ".h"):
+                out.append((f"common/{name}/{f.name}", f.read_text()))
+    return out
 
 
 def _fragment(spec_dir: Path, rel: str, toml_path: Path, key: str) -> str:

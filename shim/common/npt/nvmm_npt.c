@@ -738,6 +738,12 @@ npt_generation(const struct npt_space *s)
 	return __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
 }
 
+const uint64_t *
+npt_generation_ptr(const struct npt_space *s)
+{
+	return &s->gen;
+}
+
 int
 npt_translate(struct npt_space *s, uint64_t gpa, uint64_t *pa, int *prot)
 {

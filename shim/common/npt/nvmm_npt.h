@@ -316,6 +316,14 @@ uint64_t npt_root_pa(const struct npt_space *space);
 uint64_t npt_generation(const struct npt_space *space);
 
 /**
+ * npt_generation_ptr() - where the generation lives, for a backend that reads it inline.
+ *
+ * The word is valid for the life of the space and only ever advanced; read it with an atomic
+ * 64-bit load with acquire order (what npt_generation() does).
+ */
+const uint64_t *npt_generation_ptr(const struct npt_space *space);
+
+/**
  * npt_translate() - walk the tables as the hardware would, for tests and debugging.
  * @pa:   if non-NULL, receives the physical address @gpa translates to.
  * @prot: if non-NULL, receives the protection the hardware grants (NPT_PROT_* bits): on NPT a

@@ -1,0 +1,199 @@
+/*
+ * Locks, memory, messages and user copies.  Linux world: Linux headers only, the primitives behind
+ * the plain C declarations of nvmm_linux.h.
+ */
+
+#include <linux/build_bug.h>
+#include <linux/cpu.h>
+#include <linux/cpumask.h>
+#include <linux/errno.h>
+#include <linux/fs.h>
+#include <linux/io.h>
+#include <linux/kernel.h>
+#include <linux/kref.h>
+#include <linux/mm.h>
+#include <linux/mman.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/printk.h>
+#include <linux/rwsem.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+#include <linux/smp.h>
+#include <linux/timekeeping.h>
+#include <linux/uaccess.h>
+#include <linux/vmalloc.h>
+#include <asm/cpu_entry_area.h>
+#include <asm/debugreg.h>
+#include <asm/desc.h>
+#include <asm/fpu/api.h>
+#include <asm/fpu/xcr.h>
+#include <asm/msr.h>
+#include <asm/special_insns.h>
+
+#include "nvmm_linux.h"
+#define NPT_OS_TYPES_INCLUDED
+#include "nvmm_npt.h"
+
+/*
+ * A mutex and a read/write semaphore that remember their writer: NVMM asserts ownership
+ * (os_mtx_owned, os_rwl_wheld) and releases read and write holds with the same call.
+ */
+struct nvmm_mutex {
+	struct mutex mutex;
+	struct task_struct *owner;
+};
+
+struct nvmm_rwlock {
+	struct rw_semaphore sem;
+	struct task_struct *writer;
+};
+
+static_assert(sizeof(struct nvmm_mutex) <= sizeof(struct nvmm_linux_mutex),
+	      "enlarge struct nvmm_linux_mutex in nvmm_linux.h for this kernel configuration");
+static_assert(sizeof(struct nvmm_rwlock) <= sizeof(struct nvmm_linux_rwlock),
+	      "enlarge struct nvmm_linux_rwlock in nvmm_linux.h for this kernel configuration");
+static_assert(__alignof__(struct nvmm_mutex) <= __alignof__(struct nvmm_linux_mutex));
+static_assert(__alignof__(struct nvmm_rwlock) <= __alignof__(struct nvmm_linux_rwlock));
+
+static inline struct nvmm_mutex *to_mutex(struct nvmm_linux_mutex *m)
+{
+	return (struct nvmm_mutex *)m;
+}
+
+static inline struct nvmm_rwlock *to_rwlock(struct nvmm_linux_rwlock *l)
+{
+	return (struct nvmm_rwlock *)l;
+}
+
+void nvmm_linux_mtx_init(struct nvmm_linux_mutex *m)
+{
+	struct nvmm_mutex *mtx = to_mutex(m);
+
+	mutex_init(&mtx->mutex);
+	mtx->owner = NULL;
+}
+
+void nvmm_linux_mtx_destroy(struct nvmm_linux_mutex *m)
+{
+	mutex_destroy(&to_mutex(m)->mutex);
+}
+
+void nvmm_linux_mtx_lock(struct nvmm_linux_mutex *m)
+{
+	struct nvmm_mutex *mtx = to_mutex(m);
+
+	mutex_lock(&mtx->mutex);
+	WRITE_ONCE(mtx->owner, current);
+}
+
+void nvmm_linux_mtx_unlock(struct nvmm_linux_mutex *m)
+{
+	struct nvmm_mutex *mtx = to_mutex(m);
+
+	WRITE_ONCE(mtx->owner, NULL);
+	mutex_unlock(&mtx->mutex);
+}
+
+bool nvmm_linux_mtx_owned(struct nvmm_linux_mutex *m)
+{
+	return READ_ONCE(to_mutex(m)->owner) == current;
+}
+
+void nvmm_linux_rwl_init(struct nvmm_linux_rwlock *l)
+{
+	struct nvmm_rwlock *rwl = to_rwlock(l);
+
+	init_rwsem(&rwl->sem);
+	rwl->writer = NULL;
+}
+
+void nvmm_linux_rwl_destroy(struct nvmm_linux_rwlock *l)
+{
+	WARN_ON_ONCE(rwsem_is_locked(&to_rwlock(l)->sem));
+}
+
+void nvmm_linux_rwl_rlock(struct nvmm_linux_rwlock *l)
+{
+	down_read(&to_rwlock(l)->sem);
+}
+
+void nvmm_linux_rwl_wlock(struct nvmm_linux_rwlock *l)
+{
+	struct nvmm_rwlock *rwl = to_rwlock(l);
+
+	down_write(&rwl->sem);
+	WRITE_ONCE(rwl->writer, current);
+}
+
+/* A thread holding the lock for reading is never its writer: the writer field tells them apart. */
+void nvmm_linux_rwl_unlock(struct nvmm_linux_rwlock *l)
+{
+	struct nvmm_rwlock *rwl = to_rwlock(l);
+
+	if (READ_ONCE(rwl->writer) == current) {
+		WRITE_ONCE(rwl->writer, NULL);
+		up_write(&rwl->sem);
+	} else {
+		up_read(&rwl->sem);
+	}
+}
+
+bool nvmm_linux_rwl_wheld(struct nvmm_linux_rwlock *l)
+{
+	return READ_ONCE(to_rwlock(l)->writer) == current;
+}
+
+/*
+ * NVMM's allocations sleep and never fail: no caller checks.  Its requests are small (machine and
+ * vCPU configuration, per-machine data), which __GFP_NOFAIL serves; a larger one falls back to
+ * vmalloc and waits for memory rather than return NULL.
+ */
+void *nvmm_linux_mem_alloc(unsigned long size, bool zero)
+{
+	gfp_t gfp = GFP_KERNEL_ACCOUNT | (zero ? __GFP_ZERO : 0);
+	void *p;
+
+	if (size <= 2 * PAGE_SIZE)
+		return kmalloc(size, gfp | __GFP_NOFAIL);
+	while (!(p = kvmalloc(size, gfp)))
+		schedule_timeout_uninterruptible(1);
+	return p;
+}
+
+void nvmm_linux_mem_free(void *p, unsigned long size)
+{
+	kvfree(p);
+}
+
+int nvmm_linux_printf(const char *fmt, ...)
+{
+	struct va_format vaf;
+	va_list args;
+	int n;
+
+	va_start(args, fmt);
+	vaf.fmt = fmt;
+	vaf.va = &args;
+	n = printk(KERN_INFO "%pV", &vaf);
+	va_end(args);
+	return n;
+}
+
+long long nvmm_linux_time_second(void)
+{
+	return ktime_get_real_seconds();
+}
+
+/* BSD copyin/copyout: 0 or EFAULT (the BSD and Linux numbers agree), positive. */
+int nvmm_linux_copyin(const void *uaddr, void *kaddr, unsigned long len)
+{
+	return copy_from_user(kaddr, (const void __user *)uaddr, len) ? EFAULT : 0;
+}
+
+int nvmm_linux_copyout(const void *kaddr, void *uaddr, unsigned long len)
+{
+	return copy_to_user((void __user *)uaddr, kaddr, len) ? EFAULT : 0;
+}

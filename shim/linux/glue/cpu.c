@@ -1,0 +1,207 @@
+/*
+ * CPUs: numbering, host descriptor tables for the VMCS host state, preemption and binding,
+ * cross-CPU calls, CPU sets, and the host FPU and debug registers around guest execution.
+ */
+
+struct nvmm_linux_cpu nvmm_linux_cpus[NVMM_LINUX_MAXCPUS];
+
+static_assert(sizeof(struct nvmm_linux_cpuset) == sizeof(struct cpumask),
+	      "struct nvmm_linux_cpuset must mirror struct cpumask");
+
+static void nvmm_linux_cpus_init(void)
+{
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		nvmm_linux_cpus[cpu].number = cpu;
+}
+
+struct nvmm_linux_cpu *nvmm_linux_cpu_first(void)
+{
+	unsigned int cpu = cpumask_first(cpu_online_mask);
+
+	return cpu < nr_cpu_ids ? &nvmm_linux_cpus[cpu] : NULL;
+}
+
+struct nvmm_linux_cpu *nvmm_linux_cpu_next(struct nvmm_linux_cpu *c)
+{
+	unsigned int cpu = cpumask_next(c->number, cpu_online_mask);
+
+	return cpu < nr_cpu_ids ? &nvmm_linux_cpus[cpu] : NULL;
+}
+
+/*
+ * Host state a VM exit reloads (Intel SDM Vol. 3C, 28.5): this CPU's TSS in its entry area, the
+ * read-only GDT mapping the CPU runs on, and the IDT.
+ */
+unsigned long nvmm_linux_curcpu_tss(void)
+{
+	return (unsigned long)&get_cpu_entry_area(smp_processor_id())->tss.x86_tss;
+}
+
+unsigned long nvmm_linux_curcpu_gdt(void)
+{
+	return (unsigned long)get_current_gdt_ro();
+}
+
+unsigned long nvmm_linux_curcpu_idt(void)
+{
+	struct desc_ptr idt;
+
+	store_idt(&idt);
+	return idt.address;
+}
+
+unsigned short nvmm_linux_curcpu_tss_sel(void)
+{
+	return GDT_ENTRY_TSS * 8;
+}
+
+void nvmm_linux_preempt_disable(void)
+{
+	preempt_disable();
+}
+
+/*
+ * A VM exit leaves TR with the architectural limit 0x67, which hides the I/O permission bitmap;
+ * Linux reloads the full limit lazily once told.  NVMM re-enables preemption after every run.
+ */
+void nvmm_linux_preempt_enable(void)
+{
+	invalidate_tss_limit();
+	preempt_enable();
+}
+
+bool nvmm_linux_preempt_disabled(void)
+{
+	return !preemptible();
+}
+
+int nvmm_linux_thread_bind(void)
+{
+	migrate_disable();
+	return 0;
+}
+
+void nvmm_linux_thread_unbind(int bound)
+{
+	migrate_enable();
+}
+
+/* Leave the run loop for a pending signal or reschedule: the ioctl returns and comes back. */
+bool nvmm_linux_return_needed(void)
+{
+	return signal_pending(current) || need_resched();
+}
+
+void nvmm_linux_ipi_unicast(int cpu, void (*func)(void *), void *arg)
+{
+	smp_call_function_single(cpu, func, arg, 1);
+}
+
+void nvmm_linux_ipi_broadcast(void (*func)(void *), void *arg)
+{
+	on_each_cpu(func, arg, 1);
+}
+
+static void nvmm_linux_nop(void *arg)
+{
+}
+
+/* Any interrupt makes a CPU in guest mode exit; waiting for the call means it has. */
+void nvmm_linux_ipi_kickall(void)
+{
+	on_each_cpu(nvmm_linux_nop, NULL, 1);
+}
+
+void nvmm_linux_cpuset_init(struct nvmm_linux_cpuset **set)
+{
+	*set = kzalloc(sizeof(**set), GFP_KERNEL_ACCOUNT | __GFP_NOFAIL);
+}
+
+void nvmm_linux_cpuset_destroy(struct nvmm_linux_cpuset *set)
+{
+	kfree(set);
+}
+
+void nvmm_linux_cpuset_setrunning(struct nvmm_linux_cpuset *set)
+{
+	const unsigned long *online = cpumask_bits(cpu_online_mask);
+	int i;
+
+	for (i = 0; i < NVMM_LINUX_CPUSET_WORDS; i++)
+		__atomic_fetch_or(&set->bits[i], online[i], __ATOMIC_SEQ_CST);
+}
+
+/*
+ * The FPU.  Around guest execution the host task's FPU state is saved into its fpstate by
+ * kernel_fpu_begin() (Linux restores it before returning to user mode), and the registers belong
+ * to the guest until kernel_fpu_end().  The guest area is in the standard XSAVE format (no
+ * compaction), or the legacy FXSAVE image when the host has no XSAVE.
+ */
+void nvmm_linux_fpu_enter(void)
+{
+	kernel_fpu_begin_mask(0);
+}
+
+void nvmm_linux_fpu_leave(void)
+{
+	kernel_fpu_end();
+}
+
+void nvmm_linux_fpu_save(void *area, unsigned long long mask)
+{
+	if (mask)
+		asm volatile("xsave64 %0" : "+m" (*(u8 (*)[576])area)
+			     : "a" ((u32)mask), "d" ((u32)(mask >> 32)) : "memory");
+	else
+		asm volatile("fxsave64 %0" : "+m" (*(u8 (*)[512])area) : : "memory");
+}
+
+void nvmm_linux_fpu_restore(const void *area, unsigned long long mask)
+{
+	if (mask)
+		asm volatile("xrstor64 %0" : : "m" (*(const u8 (*)[576])area),
+			     "a" ((u32)mask), "d" ((u32)(mask >> 32)) : "memory");
+	else
+		asm volatile("fxrstor64 %0" : : "m" (*(const u8 (*)[512])area) : "memory");
+}
+
+/* The state components the host enabled in XCR0 (0 without XSAVE). */
+unsigned long long nvmm_linux_xsave_features(void)
+{
+	if (!boot_cpu_has(X86_FEATURE_XSAVE))
+		return 0;
+	return xgetbv(XCR_XFEATURE_ENABLED_MASK);
+}
+
+static unsigned int nvmm_linux_mxcsr_mask;
+
+/* MXCSR_MASK from an FXSAVE image; 0 there means the default 0xffbf (Intel SDM Vol. 1, 11.6.6). */
+static void nvmm_linux_fpu_init(void)
+{
+	static struct fxregs_state fx __aligned(16);
+
+	kernel_fpu_begin();
+	asm volatile("fxsave64 %0" : "=m" (fx));
+	kernel_fpu_end();
+	nvmm_linux_mxcsr_mask = fx.mxcsr_mask ? fx.mxcsr_mask : 0xffbf;
+}
+
+unsigned int nvmm_linux_fpu_mxcsr_mask(void)
+{
+	return nvmm_linux_mxcsr_mask;
+}
+
+/*
+ * Debug registers.  Linux keeps the host's breakpoints (perf and ptrace) per CPU and reloads them
+ * with hw_breakpoint_restore(), so nothing needs saving; restoring also resets DR6.
+ */
+void nvmm_linux_dbregs_save(unsigned long *drs)
+{
+}
+
+void nvmm_linux_dbregs_restore(const unsigned long *drs)
+{
+	hw_breakpoint_restore();
+}
