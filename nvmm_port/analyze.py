@@ -108,6 +108,13 @@ def _role(path: str) -> str:
 _ROLE_RANK = {"driver": 0, "libnvmm": 1, "tests": 2}
 
 
+def _visible(decls, use_file: str) -> bool:
+    """Whether a declaration (rank of its program, in a header) reaches a use in ``use_file``:
+    within its own program always; in the programs that include it only from a header."""
+    rank = _ROLE_RANK.get(_role(use_file), 0)
+    return any(r == rank or (hdr and r < rank) for r, hdr in decls)
+
+
 def flavour_env(os_name: str, oses: list[str], kernel: bool) -> cpp.Env:
     """The macros known for one OS flavour: its own macro defined, every other OS's undefined."""
     env: cpp.Env = {}
@@ -428,10 +435,11 @@ class Analyzer:
             # driver, libnvmm and tests are separate programs: a declaration is visible to its own
             # role and the ones that include it (tests include libnvmm's header, which includes the
             # driver's), so a test's own PAGE_SIZE does not declare the driver's
-            seen_from: dict[str, int] = {}
+            # (rank of the declaring program, declared in a header) per name
+            seen_from: dict[str, set[tuple[int, bool]]] = defaultdict(set)
             for d in named:
                 if spaces[d.kind] == ORDINARY:
-                    seen_from[d.name] = min(seen_from.get(d.name, 9), _ROLE_RANK.get(_role(d.file), 0))
+                    seen_from[d.name].add((_ROLE_RANK.get(_role(d.file), 0), d.file.endswith(".h")))
             # a token standing where a declaration names itself is not a use
             decl_at = {(d.file, d.line, d.column, d.name) for d in named}
             # a primitive is the contract's business under every OS, even where one OS
@@ -451,7 +459,7 @@ class Analyzer:
             for path, src, d in live_defs:
                 macros[d.name].append((path, d.line, _macro_body_idents(d, src.is_asm, pasted)))
                 declared.add(d.name)
-                seen_from[d.name] = min(seen_from.get(d.name, 9), _ROLE_RANK.get(_role(path), 0))
+                seen_from[d.name].add((_ROLE_RANK.get(_role(path), 0), path.endswith(".h")))
             for path, src in self.sources.items():
                 if path == self.contract:
                     continue
@@ -460,7 +468,10 @@ class Analyzer:
                     for line, name, is_member in _asm_code_idents(src.scan, dead):
                         (members if is_member else code_uses)[name][path] += 1
                         (member_lines if is_member else use_lines)[name].add((path, line))
-                    declared.update(_asm_labels(src.scan, dead))
+                    labels = _asm_labels(src.scan, dead)
+                    declared.update(labels)
+                    for lab in labels:      # global symbols of their own program
+                        seen_from[lab].add((_ROLE_RANK.get(_role(path), 0), False))
                     continue
                 skip = src.scan.directive_lines() | dead   # directives are not code (#define bodies come via macros)
                 for name, space, line, col in _c_code_idents(src.scan, skip, pasted):
@@ -489,7 +500,7 @@ class Analyzer:
             any_declared = declared_in[TAG] | declared_in[MEMBER] | declared_in[LABEL]
             for name, files in code_uses.items():
                 if name in declared and name not in contract_names:
-                    files = {f: n for f, n in files.items() if _ROLE_RANK.get(_role(f), 0) < seen_from.get(name, 0)}
+                    files = {f: n for f, n in files.items() if not _visible(seen_from.get(name, ()), f)}
                     if not files:
                         continue
                 if name in contract_names or name in C_KEYWORDS or name.startswith("__builtin_"):
@@ -523,7 +534,10 @@ class Analyzer:
             lines: dict[str, list[int]] = defaultdict(list)
             # where the name is used the way that makes it foreign (vmcs->abort is not abort())
             where = member_lines if kinds[name] == "member" else use_lines
+            counted = {f for fl in flavours for f in per_flavour[fl][name]}
             for f, ln in sorted(where.get(name) or use_lines.get(name, set()) | member_lines.get(name, set())):
+                if f not in counted:
+                    continue        # a use in a program that declares the name itself
                 lines[f].append(ln)
             result.append(ForeignIdentifier(name, group, sum(files.values()), kinds[name], flavours,
                                             dict(sorted(files.items())), "+".join(roles), dict(lines)))

@@ -23,6 +23,7 @@ from .target import check_spec
 
 _UNDEFINED = re.compile(r'modpost: "([^"]+)" \[([^\]]+)\] undefined!')
 _WARNING = re.compile(r"^(?:\./)?([^\s:]+):(\d+):(?:\d+:)? warning: (.*)$", re.M)
+_OBJTOOL = re.compile(r"^(?:\./)?([^\s:]+\.o): warning: objtool: (.*)$", re.M)
 
 
 @dataclass
@@ -88,7 +89,9 @@ def kbuild(out: Path, kdir: Path, module: str, jobs: int) -> BuildResult:
     res = BuildResult(log=log)
     res.undefined = sorted({m.group(1) for m in _UNDEFINED.finditer(text)})
     for m in _WARNING.finditer(text):
-        res.warnings.setdefault(m.group(1), []).append(f"{m.group(2)}: {m.group(3)}")
+        res.warnings.setdefault(_rel(m.group(1), out), []).append(f"{m.group(2)}: {m.group(3)}")
+    for m in _OBJTOOL.finditer(text):
+        res.warnings.setdefault(_rel(m.group(1), out), []).append(f"objtool: {m.group(2)}")
     if proc.returncode != 0 and not res.undefined:
         tail = "\n".join(text.strip().splitlines()[-15:])
         raise PortError(f"the kernel module did not build (make exit {proc.returncode})", log,
@@ -97,6 +100,59 @@ def kbuild(out: Path, kdir: Path, module: str, jobs: int) -> BuildResult:
     if ko.is_file():
         res.module = ko
         res.modinfo = read_modinfo(ko)
+    return res
+
+
+def _rel(path: str, out: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(out.resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+@dataclass
+class UserlandResult:
+    programs: dict[str, Path] = field(default_factory=dict)     # name -> static executable
+    library: Path | None = None
+    warnings: dict[str, list[str]] = field(default_factory=dict)
+    log: Path | None = None
+
+
+def is_static_elf(path: Path) -> bool:
+    """An ELF executable with no program interpreter (PT_INTERP) and so no dynamic loader."""
+    data = path.read_bytes()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return False
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    return all(struct.unpack_from("<I", data, phoff + i * phentsize)[0] != 3 for i in range(phnum))
+
+
+def userland(out: Path, jobs: int, cc: str | None = None) -> UserlandResult:
+    """Build libnvmm and upstream's test programs with the tree's Makefile.userland."""
+    log = out / "userland.log"
+    cmd = ["make", "-C", str(out), "-f", "Makefile.userland", f"-j{jobs}"] + ([f"CC={cc}"] if cc else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    text = proc.stdout + proc.stderr
+    log.write_text("$ " + " ".join(cmd) + "\n" + text)
+    res = UserlandResult(log=log)
+    for m in _WARNING.finditer(text):
+        res.warnings.setdefault(_rel(m.group(1), out), []).append(f"{m.group(2)}: {m.group(3)}")
+    if proc.returncode != 0:
+        tail = "\n".join(text.strip().splitlines()[-15:])
+        raise PortError(f"libnvmm or the tests did not build (make exit {proc.returncode})", log,
+                        "read the log; the last lines are below", tail.splitlines())
+    mk = (out / "Makefile.userland").read_text()
+    m = re.search(r"^PROGRAMS := (.*)$", mk, re.M)
+    for rel in (m.group(1).split() if m else []):
+        exe = out / rel
+        if not exe.is_file():
+            raise PortError(f"the userland build produced no {rel}", log, "check Makefile.userland and the log")
+        if not is_static_elf(exe):
+            raise PortError(f"{rel} is not a static executable", log, "link it with -static")
+        res.programs[exe.name] = exe
+    lib = out / "libnvmm" / "libnvmm.a"
+    res.library = lib if lib.is_file() else None
     return res
 
 
@@ -124,7 +180,13 @@ def run_build_command(project, args) -> int:
     info = res.modinfo
     print(f"built {res.module} against {kdir.resolve()}: "
           f"version {','.join(info.get('version', ['-']))}, license {','.join(info.get('license', ['-']))}, "
-          f"vermagic {','.join(info.get('vermagic', ['-']))}")
+          f"description {','.join(info.get('description', ['-']))!r}, vermagic {','.join(info.get('vermagic', ['-']))}")
     for p in info.get("parm", []):
         print(f"  parameter {p}")
+    if spec.build.get("userland"):
+        user = userland(out, args.jobs)
+        for f, msgs in sorted(user.warnings.items()):
+            print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
+        print(f"built {user.library.relative_to(out) if user.library else 'no libnvmm.a'} and "
+              f"{len(user.programs)} static test program(s): {', '.join(sorted(user.programs))}")
     return 0

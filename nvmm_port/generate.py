@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
+import re
 import shutil
 import sys
 import tempfile
@@ -32,6 +34,7 @@ from .render import Renderer, flatten
 from .target import TargetSpec, check_spec, load_spec, resolve_target
 
 SOURCE_EXT = (".c", ".h", ".S", ".s")
+USER_ROLES = ("libnvmm", "tests")
 
 
 @dataclass
@@ -106,6 +109,21 @@ def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: 
         tree.files[path] = text.encode()
         tree.origin[path] = "catalog shim/bsd, template compat/"
 
+    if spec.build.get("userland"):
+        # one compat tree per userland program, with just what it uses: libnvmm, then the tests
+        user_headers = user_driver_headers(tree, spec)
+        for role in USER_ROLES:
+            world = {p for p in surface.upstream.files if p.startswith(role + "/")} | user_headers
+            if role == "tests":
+                world |= {p for p in surface.upstream.files if p.startswith("libnvmm/") and p.endswith(".h")}
+            needed = target_needed_names(surface, renderer, roles=(role,), user_headers=user_headers)
+            files = _compat(spec, surface, project, needed, set(),
+                            _angle_includes(tree, spec, world, roots=("libnvmm/", "tests/", "driver/"), kernel=False),
+                            context="user", top=f"compat-{role}")
+            for path, text in files.items():
+                tree.files[path] = text.encode()
+                tree.origin[path] = f"catalog shim/bsd, template compat/ (userland: {role})"
+
     for path, text, template in _build_files(spec, surface, tree, jenv, project.root):
         tree.files[path] = text.encode()
         tree.origin[path] = f"template {template}"
@@ -127,37 +145,86 @@ def _glue(spec: TargetSpec, surface: Surface, jenv: jinja2.Environment, root: Pa
         fragments=spec.glue_sources)
 
 
-def _angle_includes(tree: Tree, spec: TargetSpec, upstream_world: set[str]) -> list[str]:
+def user_driver_headers(tree: Tree, spec: TargetSpec) -> set[str]:
+    """The driver headers a userland build compiles: those reachable by #include from libnvmm and
+    the tests on lines the userland compiles (nvmm.h, nvmm_ioctl.h, x86/nvmm_x86.h)."""
+    from . import cpp
+    from .render import target_env
+    env = target_env(spec, False)
+    work = [p for p in tree.files if p.startswith(USER_ROLES) and p.endswith(SOURCE_EXT)]
+    seen: set[str] = set()
+    while work:
+        rel = work.pop()
+        if rel in seen or rel not in tree.files:
+            continue
+        seen.add(rel)
+        scan = cpp.scan_text(tree.files[rel].decode("utf-8", errors="surrogateescape"), rel)
+        dead = scan.inactive_lines(env)
+        for line, inc, angle in scan.includes:
+            if line in dead:
+                continue
+            bases = ["driver", "libnvmm"] if angle else [posixpath.dirname(rel)]
+            for base in bases:
+                cand = posixpath.normpath(posixpath.join(base, inc))
+                if cand in tree.files:
+                    work.append(cand)
+                    break
+    return {p for p in seen if p.startswith("driver/")}
+
+
+def _angle_includes(tree: Tree, spec: TargetSpec, upstream_world: set[str],
+                    roots: tuple[str, ...] = ("driver/",), kernel: bool | None = None) -> list[str]:
     """<paths> the target's driver compiles in upstream's world (so each gets a compat header, if only a
     forwarding one); the glue includes the target kernel's own headers."""
     from . import cpp
     from .render import target_env
     paths = set()
     for rel, data in tree.files.items():
-        if not rel.startswith("driver/") or not rel.endswith(SOURCE_EXT) or rel not in upstream_world:
+        if not rel.startswith(roots) or not rel.endswith(SOURCE_EXT) or rel not in upstream_world:
             continue
         scan = cpp.scan_text(data.decode("utf-8", errors="surrogateescape"), rel)
-        dead = scan.inactive_lines(target_env(spec, True))
+        dead = scan.inactive_lines(target_env(spec, rel.startswith("driver/") if kernel is None else kernel))
         for line, inc, angle in scan.includes:
-            if angle and line not in dead and f"driver/{inc}" not in tree.files:
+            if angle and line not in dead and f"driver/{inc}" not in tree.files \
+                    and f"libnvmm/{inc}" not in tree.files:
                 paths.add(inc)
     return sorted(paths)
 
 
-def target_needed_names(surface: Surface, renderer: Renderer, roles: tuple[str, ...] = ("driver",)) -> set[str]:
-    """BSD names used on upstream lines the target compiles (after its variation points are filled)."""
+def target_needed_names(surface: Surface, renderer: Renderer, roles: tuple[str, ...] = ("driver",),
+                        user_headers: set[str] = frozenset()) -> set[str]:
+    """BSD names used on upstream lines the target compiles (after its variation points are filled).
+    For the userland roles the driver's headers count too, as a userland build compiles them; a name
+    the program defines itself on a line the target compiles (a test's own PAGE_SIZE) is not needed."""
+    from . import cpp
     from .gen_compat import NeededNames
     dead: dict[str, set[int]] = {}
     needed = NeededNames()
+    user = "driver" not in roles
+
+    def ours(path: str) -> bool:
+        return path != surface.contract_file and (
+            path.startswith(tuple(r + "/" for r in roles)) or (user and path in user_headers))
+
+    def dead_lines(path: str) -> set[int]:
+        if path not in dead:
+            dead[path] = renderer.upstream_dead_lines(path, kernel=not user)
+        return dead[path]
+
+    defined: set[str] = set()       # names the program itself defines on lines it compiles
+    if user:
+        for path in surface.upstream.files:
+            if ours(path) and path.endswith((".c", ".h")):
+                scan = renderer.scan_of(path)
+                if scan is not None:
+                    defined.update(d.name for d in scan.defines if d.line not in dead_lines(path))
     for f in surface.foreign_identifiers:
-        if f.kind != "identifier":
+        if f.kind != "identifier" or f.name in defined:
             continue
         for path, lines in f.lines.items():
-            if not path.startswith(tuple(r + "/" for r in roles)) or path == surface.contract_file:
+            if not ours(path):
                 continue
-            if path not in dead:
-                dead[path] = renderer.upstream_dead_lines(path)
-            if any(ln not in dead[path] for ln in lines):
+            if any(ln not in dead_lines(path) for ln in lines):
                 needed.add(f.name)
                 needed.sources[f.name] = f       # its uses and files, for error messages
                 break
@@ -191,7 +258,7 @@ def spec_needed_names(spec: TargetSpec, surface: Surface, cache: Path) -> set[st
 
 
 def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], own: set[str],
-            include_paths: list[str]) -> dict[str, str]:
+            include_paths: list[str], context: str = "kernel", top: str = "compat") -> dict[str, str]:
     if not spec.raw.get("compat", {}).get("emit", True):
         return {}
     try:
@@ -202,10 +269,11 @@ def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], own: 
     catalog = Catalog.load(project.shim_dir / "bsd" / "catalog.toml")
     comment = "\n".join(banner_lines(spec, surface, "compat/header.h.j2", project.root))
     needed.update(n for n in own if catalog.entry(n) is not None)
-    files = gen_compat.render_compat(catalog, needed, spec.provides, "kernel", comment,
+    provided = spec.provides if context == "kernel" else set(spec.raw.get("compat", {}).get("user_provides", []))
+    files = gen_compat.render_compat(catalog, needed, provided, context, comment,
                                      extra_paths=[p for p in include_paths if p not in spec.raw.get("compat", {})
                                                   .get("native_headers", [])])
-    return {f"compat/{path}": text for path, text in files.items()}
+    return {f"{top}/{path}": text for path, text in files.items()}
 
 
 def _build_files(spec, surface, tree: Tree, jenv, root) -> list[tuple[str, str, str]]:
@@ -228,12 +296,41 @@ def _build_files(spec, surface, tree: Tree, jenv, root) -> list[tuple[str, str, 
         common_cflags=spec.build.get("common_cflags", []), version=spec.build.get("version", __version__),
         include_dirs=["compat", "driver", "driver/x86"] if any(p.startswith("compat/") for p in tree.files)
         else ["driver", "driver/x86"]), template)]
+    if spec.build.get("userland"):
+        mk = "build/Makefile.userland.j2"
+        out.append(("Makefile.userland", jenv.get_template(mk).render(
+            banner=banner_lines(spec, surface, mk, root), library=_user_library(surface, tree),
+            programs=_user_programs(surface, tree)), mk))
     if system == "kbuild" and spec.build.get("dkms", True):
         dkms = "build/dkms.conf.j2"
         out.append(("dkms.conf", jenv.get_template(dkms).render(
             banner=banner_lines(spec, surface, dkms, root), module=module,
             version=spec.build.get("version", __version__)), dkms))
     return out
+
+
+def _compiled(tree: Tree, paths: list[str]) -> list[str]:
+    """The sources among ``paths`` no other one #includes (libnvmm.c includes libnvmm_x86.c)."""
+    included = set()
+    for p in paths:
+        text = tree.files[p].decode("utf-8", errors="surrogateescape")
+        for m in re.finditer(r'^\s*#\s*include\s+"([^"]+\.c)"', text, re.M):
+            included.add(posixpath.normpath(posixpath.join(posixpath.dirname(p), m.group(1))))
+    return [p for p in paths if p not in included]
+
+
+def _user_library(surface: Surface, tree: Tree) -> dict:
+    srcs = sorted(p for p in surface.upstream.files if p.startswith("libnvmm/") and p.endswith((".c", ".S")))
+    return {"name": "libnvmm", "archive": "libnvmm/libnvmm.a", "sources": _compiled(tree, srcs)}
+
+
+def _user_programs(surface: Surface, tree: Tree) -> list[dict]:
+    """Upstream's test programs: one per directory of tests/, named after it."""
+    dirs: dict[str, list[str]] = {}
+    for p in sorted(surface.upstream.files):
+        if p.startswith("tests/") and p.endswith((".c", ".S")) and p.count("/") == 2:
+            dirs.setdefault(p.split("/")[1], []).append(p)
+    return [{"name": d, "path": f"tests/{d}/{d}", "sources": _compiled(tree, srcs)} for d, srcs in sorted(dirs.items())]
 
 
 def _provenance(spec: TargetSpec, surface: Surface, tree: Tree, flat: bool, jenv, project) -> str:

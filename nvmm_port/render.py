@@ -191,12 +191,17 @@ class Renderer:
             return []
         return self._place(blk, lines, taken, body, env, vp)
 
-    def upstream_dead_lines(self, path: str) -> set[int]:
-        """Lines of the *upstream* file the target does not compile, after filling (call fill first)."""
+    def scan_of(self, path: str):
+        """The preprocessor scan of an upstream file (after fill), or None."""
+        return self._scans.get(path)
+
+    def upstream_dead_lines(self, path: str, kernel: bool | None = None) -> set[int]:
+        """Lines of the *upstream* file the target does not compile, after filling (call fill first).
+        ``kernel`` says which build compiles it (default: driver files the kernel's, others userland's)."""
         scan = self._scans.get(path)
         if scan is None:
             return set()
-        dead = scan.inactive_lines(target_env(self.spec, path.startswith("driver/")))
+        dead = scan.inactive_lines(target_env(self.spec, path.startswith("driver/") if kernel is None else kernel))
         blocks = {b.line_start: b for b in scan.all_blocks()}
         for vp in self.vps_by_file.get(path, []):
             if vp.id not in self.chosen:

@@ -319,8 +319,10 @@ def test_kbuild_keeps_upstream_and_glue_apart(proj, tmp_path):
     assert "nvmm-y := driver/nvmm.o driver/x86/nvmm_x86_vmx.o driver/x86/nvmm_x86_vmxfunc.o driver/nvmm_toyos.o" \
         in kbuild
     assert "NVMM_UPSTREAM_FLAGS := -D_KERNEL -I$(src)/compat -I$(src)/driver -I$(src)/driver/x86" in kbuild
-    assert "CFLAGS_nvmm_x86_vmx.o := $(NVMM_UPSTREAM_FLAGS)" in kbuild
-    assert "AFLAGS_nvmm_x86_vmxfunc.o := $(NVMM_UPSTREAM_FLAGS)" in kbuild
-    assert "CFLAGS_nvmm_toyos.o := -Werror -I$(src)/driver" in kbuild          # the glue: kernel headers only
+    # per-object flags by path (Kbuild's target-stem), so objects in driver/x86 get them too
+    assert "CFLAGS_driver/x86/nvmm_x86_vmx.o := $(NVMM_UPSTREAM_FLAGS)" in kbuild
+    assert "AFLAGS_driver/x86/nvmm_x86_vmxfunc.o := $(NVMM_UPSTREAM_FLAGS)" in kbuild
+    assert "CFLAGS_driver/nvmm_toyos.o := $(NVMM_GLUE_FLAGS)" in kbuild          # the glue: kernel headers only
+    assert "NVMM_GLUE_FLAGS := -Werror -I$(src)/driver -DNVMM_MODULE_VERSION='\"0.9\"'" in kbuild
     dkms = (out / "dkms.conf").read_text()
     assert 'PACKAGE_NAME="nvmm"' in dkms and 'PACKAGE_VERSION="0.9"' in dkms and 'BUILT_MODULE_NAME[0]="nvmm"' in dkms

@@ -1,6 +1,6 @@
 /*
- * The device: /dev/nvmm, one NVMM owner per open file, the ioctls with BSD-encoded parameter
- * blocks, and the module's life.  The node is root's, mode 0600, unless the group parameter names
+ * The device: /dev/nvmm, one NVMM owner per open file, the ioctls (Linux-encoded, their parameter
+ * block copied in and out as the command's direction says), and the module's life.  The node is root's, mode 0600, unless the group parameter names
  * a group that may use NVMM (mode 0660).
  */
 
@@ -12,9 +12,6 @@
 static unsigned int group;
 module_param(group, uint, 0444);
 MODULE_PARM_DESC(group, "group id owning /dev/nvmm (default 0: root only, mode 0600; otherwise mode 0660)");
-
-/* The largest BSD ioctl parameter block: 13 bits of length. */
-#define NVMM_IOCTL_MAX_SIZE	8191
 
 static int nvmm_open(struct inode *inode, struct file *file)
 {
@@ -38,14 +35,14 @@ static int nvmm_release(struct inode *inode, struct file *file)
 static long nvmm_unlocked_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
 	void __user *uarg = (void __user *)arg;
-	unsigned long size;
-	bool in, out;
+	unsigned int size = _IOC_SIZE(cmd);
+	bool in = _IOC_DIR(cmd) & _IOC_WRITE;
+	bool out = _IOC_DIR(cmd) & _IOC_READ;
 	void *data;
 	int error;
 
-	nvmm_linux_ioctl_params(cmd, &size, &in, &out);
-	if (size > NVMM_IOCTL_MAX_SIZE)
-		return -EINVAL;
+	if (_IOC_TYPE(cmd) != 'N')
+		return -ENOTTY;
 	data = kzalloc(size ? size : 1, GFP_KERNEL_ACCOUNT);
 	if (!data)
 		return -ENOMEM;

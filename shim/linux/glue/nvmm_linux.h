@@ -187,13 +187,24 @@ const char *nvmm_linux_backend_name(void);
 struct nvmm_owner *nvmm_linux_owner_alloc(int pid);
 struct nvmm_owner *nvmm_linux_root_owner(void);
 void nvmm_linux_owner_free(struct nvmm_owner *);
-void nvmm_linux_ioctl_params(unsigned long cmd, unsigned long *size, _Bool *in, _Bool *out);
 int nvmm_linux_ioctl(struct nvmm_owner *, unsigned long cmd, void *data);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Inline primitives of the VM-entry path. */
 
 #ifdef _KERNEL		/* upstream's world: Linux's own declarations are not visible here */
+
+/*
+ * ioctl commands in Linux's encoding (include/uapi/asm-generic/ioctl.h: direction in bits 31:30,
+ * write 1 and read 2, size in bits 29:16, type in 15:8, number in 7:0), so that libnvmm built
+ * against the C library's <sys/ioctl.h> and the driver agree, and the glue decodes them with
+ * _IOC_DIR/_IOC_SIZE.
+ */
+#define _IOC(dir, type, nr, size)	\
+	(((dir) << 30) | ((unsigned int)(size) << 16) | ((type) << 8) | (nr))
+#define _IOR(type, nr, t)	_IOC(2U, (type), (nr), sizeof(t))
+#define _IOW(type, nr, t)	_IOC(1U, (type), (nr), sizeof(t))
+#define _IOWR(type, nr, t)	_IOC(3U, (type), (nr), sizeof(t))
 
 /* The current CPU's number: Linux's per-CPU cpu_number, read %gs-relative like raw_smp_processor_id(). */
 extern int cpu_number;

@@ -4,7 +4,7 @@
  *
  * Part of the Linux port, but compiled in upstream's world (-D_KERNEL, the generated BSD compat
  * headers, the rendered nvmm_os.h), so it can use NVMM's own types and BSD names: owners, the
- * ioctl entry point with its BSD command encoding, init/fini, and the translation of the BSD error
+ * ioctl entry point, init/fini, and the translation of the BSD error
  * numbers NVMM returns into Linux's.  Including nvmm_linux.h next to upstream's headers also makes
  * the compiler check that the plain-C declarations of the glue agree with upstream's prototypes.
  */
@@ -78,14 +78,6 @@ nvmm_linux_owner_free(struct nvmm_owner *owner)
 		return;
 	nvmm_kill_machines(owner);
 	os_mem_free(owner, sizeof(*owner));
-}
-
-void
-nvmm_linux_ioctl_params(unsigned long cmd, unsigned long *size, bool *in, bool *out)
-{
-	*size = IOCPARM_LEN(cmd);
-	*in = (cmd & IOC_IN) != 0;
-	*out = (cmd & IOC_OUT) != 0;
 }
 
 int

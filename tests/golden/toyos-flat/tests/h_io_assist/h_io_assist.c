@@ -36,6 +36,6 @@ main(void)
 	if (exitinfo.reason != NVMM_EXIT_IO)
 		errx(EXIT_FAILURE, "unexpected exit %u", (unsigned int)exitinfo.reason);
 	printf("h_io_assist: ok\n");
-	nvmm_machine_destroy(&mach);
+	nvmm_machine_release(&mach);
 	return 0;
 }

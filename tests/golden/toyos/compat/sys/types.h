@@ -6,7 +6,7 @@
  */
 
 /*
- * <sys/types.h>: BSD kernel types. 2 of the catalog's 27 definitions for this header, the ones this
+ * <sys/types.h>: BSD kernel types. 2 of the catalog's 28 definitions for this header, the ones this
  * kernel build needs.
  */
 #include "nvmm_compat.h"	/* first, outside the guard: it defines every compat header in order */
