@@ -196,7 +196,6 @@ def target_needed_names(surface: Surface, renderer: Renderer, roles: tuple[str, 
     """BSD names used on upstream lines the target compiles (after its variation points are filled).
     For the userland roles the driver's headers count too, as a userland build compiles them; a name
     the program defines itself on a line the target compiles (a test's own PAGE_SIZE) is not needed."""
-    from . import cpp
     from .gen_compat import NeededNames
     dead: dict[str, set[int]] = {}
     needed = NeededNames()
@@ -245,8 +244,7 @@ def spec_needed_names(spec: TargetSpec, surface: Surface, cache: Path) -> set[st
         scan = cpp.scan_text(text, surface.contract_file)
         inside = set()
         for blk in scan.all_blocks():
-            if any(c for br in blk.branches for c in [br.condition] if c and any(
-                    m in c for m in ("__NetBSD__", "__DragonFly__"))):
+            if blk.is_os_conditional:
                 inside.update(range(blk.line_start, blk.line_end + 1))
         texts.append("\n".join(ln for i, ln in enumerate(text.splitlines(), 1) if i not in inside))
     names: set[str] = set()

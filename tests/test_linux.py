@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HOW_TO_SYNC, REFERENCE, ROOT, reference_cache
+from conftest import ROOT, reference_cache
 from nvmm_port.build import default_kdir, is_static_elf, kbuild, read_modinfo, userland
 from nvmm_port.errors import PortError
 from nvmm_port.generate import render_tree, write_tree
@@ -23,7 +23,6 @@ from nvmm_port.target import check_spec, load_spec
 KDIR = default_kdir()
 needs_headers = pytest.mark.skipif(not (KDIR / "Makefile").is_file(),
                                    reason="no kernel build directory: apt-get install linux-headers-amd64")
-needs_cache = pytest.mark.skipif(reference_cache() is None, reason=HOW_TO_SYNC)
 
 
 @pytest.fixture(scope="module")
