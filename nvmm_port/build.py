@@ -156,37 +156,60 @@ def userland(out: Path, jobs: int, cc: str | None = None) -> UserlandResult:
     return res
 
 
-def run_build_command(project, args) -> int:
-    spec, surface, cache = prepare(project, args.target, args.upstream)
+@dataclass
+class Built:
+    spec: object
+    out: Path
+    kdir: Path
+    module: Path
+    modinfo: dict[str, list[str]]
+    userland: UserlandResult | None
+
+
+def build_target(project, target: str, upstream: str | None, out: str | Path | None, kdir: str | Path | None,
+                 flatten: bool, jobs: int, quiet: bool = False) -> Built:
+    """Render TARGET's tree if stale, build its module (and userland), check and return them."""
+    def say(line: str) -> None:
+        if not quiet:
+            print(line)
+    spec, surface, cache = prepare(project, target, upstream)
     check_spec(spec, surface)
-    out = Path(args.out) if args.out else project.build_dir / spec.name
-    tree = render_tree(project, spec, surface, cache, args.flatten)
+    out = Path(out) if out else project.build_dir / spec.name
+    tree = render_tree(project, spec, surface, cache, flatten)
     report = write_tree(tree, out)
-    print(f"rendered {out}: {len(report.written)} written, {len(report.unchanged)} unchanged")
+    say(f"rendered {out}: {len(report.written)} written, {len(report.unchanged)} unchanged")
     system = spec.build.get("system", "none")
     if system != "kbuild":
         raise PortError(f"gen.py build knows Kbuild targets only; {spec.name} uses '{system}'", spec.toml_path,
                         "build the rendered tree with that system's own tools")
-    kdir = Path(args.kdir) if args.kdir else default_kdir()
+    kdir = Path(kdir) if kdir else default_kdir()
     module = spec.build.get("module", "nvmm")
-    res = kbuild(out, kdir, module, args.jobs)
-    for f, msgs in sorted(res.warnings.items()):
-        print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
+    res = kbuild(out, kdir, module, jobs)
+    if not quiet:
+        for f, msgs in sorted(res.warnings.items()):
+            print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
     if res.undefined:
         raise PortError(f"modpost reports {len(res.undefined)} undefined symbol(s): {', '.join(res.undefined)}",
                         res.log, "provide them in the target's glue, or use what the kernel exports")
     if res.module is None:
         raise PortError(f"the build produced no {module}.ko", res.log, "check the Kbuild file and the log")
     info = res.modinfo
-    print(f"built {res.module} against {kdir.resolve()}: "
-          f"version {','.join(info.get('version', ['-']))}, license {','.join(info.get('license', ['-']))}, "
-          f"description {','.join(info.get('description', ['-']))!r}, vermagic {','.join(info.get('vermagic', ['-']))}")
+    say(f"built {res.module} against {kdir.resolve()}: "
+        f"version {','.join(info.get('version', ['-']))}, license {','.join(info.get('license', ['-']))}, "
+        f"description {','.join(info.get('description', ['-']))!r}, vermagic {','.join(info.get('vermagic', ['-']))}")
     for p in info.get("parm", []):
-        print(f"  parameter {p}")
+        say(f"  parameter {p}")
+    user = None
     if spec.build.get("userland"):
-        user = userland(out, args.jobs)
-        for f, msgs in sorted(user.warnings.items()):
-            print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
-        print(f"built {user.library.relative_to(out) if user.library else 'no libnvmm.a'} and "
-              f"{len(user.programs)} static test program(s): {', '.join(sorted(user.programs))}")
+        user = userland(out, jobs)
+        if not quiet:
+            for f, msgs in sorted(user.warnings.items()):
+                print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
+        say(f"built {user.library.relative_to(out) if user.library else 'no libnvmm.a'} and "
+            f"{len(user.programs)} static test program(s): {', '.join(sorted(user.programs))}")
+    return Built(spec, out, kdir, res.module, info, user)
+
+
+def run_build_command(project, args) -> int:
+    build_target(project, args.target, args.upstream, args.out, args.kdir, args.flatten, args.jobs)
     return 0

@@ -21,6 +21,7 @@ Typical flow for a porter:
   gen.py surface --target myos        what the spec still lacks
   gen.py generate --target myos       render build/myos/: filled upstream, nvmm_os.h, glue, compat, build file
   gen.py build --target myos          build it (Kbuild targets: the kernel module, checked by modpost)
+  gen.py e2e --target linux --cpu vmx --smp 2   run it in an emulated VT-x machine (or --cpu svm)
 """
 
 
@@ -134,6 +135,33 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel make jobs")
 
 
+def _add_e2e(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "e2e", help="run the built driver and its tests inside an emulated VT-x or AMD-V machine",
+        description=("Build TARGET (if stale) with libnvmm, upstream's tests and the end-to-end programs, pack them "
+                     "into an initramfs, boot the Debian kernel matching the module's headers under Bochs with "
+                     "VT-x+EPT (--cpu vmx) or AMD-V+NPT (--cpu svm), and judge each step in the guest: insmod, "
+                     "upstream's tests, SMP (with --smp 2), ownership, leak, ioctl fuzz, teardown on close, rmmod. "
+                     "Prints one line per step and PASS/FAIL (exit 1 on FAIL); keeps the serial log and "
+                     "result.json in build/e2e/TARGET-CPU-smpN/."))
+    p.add_argument("--target", required=True, help="a Kbuild target with userland (linux)")
+    p.add_argument("--cpu", required=True, choices=("vmx", "svm"), help="the emulated CPU's virtualization")
+    p.add_argument("--smp", type=int, default=1, metavar="N", help="emulated CPUs (default 1; the SMP step needs 2)")
+    p.add_argument("--keep", metavar="DIR", help="work in DIR and keep everything (ISO, initramfs, programs)")
+    p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
+    p.add_argument("--kdir", metavar="DIR", help="kernel headers to build against (default: as gen.py build)")
+    p.add_argument("--kernel", choices=("auto", "lz4", "stock"), default="auto",
+                   help="boot image: the stock Debian vmlinuz, or the same kernel re-wrapped with LZ4 (faster "
+                        "boot; needs linux-source); auto = lz4 when possible")
+    p.add_argument("--cpu-model", metavar="MODEL", help="Bochs CPU model (default corei7_haswell_4770 / trinity_apu)")
+    p.add_argument("--timeout", type=float, default=1500, metavar="SEC", help="wall-clock limit of the boot")
+    p.add_argument("--leak-cycles", type=int, default=1000, metavar="N", help="create/run/destroy cycles")
+    p.add_argument("--fuzz-calls", type=int, default=10000, metavar="N", help="random ioctls")
+    p.add_argument("--seed", type=int, default=1, help="fuzz seed")
+    p.add_argument("-v", "--verbose", action="store_true", help="echo every serial line")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel make jobs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nvmm-port", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_new_target(sub)
     _add_surface(sub)
     _add_build(sub)
+    _add_e2e(sub)
     return parser
 
 
@@ -157,6 +186,7 @@ COMMANDS = {
     "analyze": ("analyze", "run_analyze_command"),
     "generate": ("generate", "run_generate_command"),
     "build": ("build", "run_build_command"),
+    "e2e": ("e2e", "run_e2e_command"),
     "new-target": ("scaffold", "run_new_target_command"),
     "surface": ("scaffold", "run_surface_command"),
     "extract-target": ("extract", "run_extract_command"),

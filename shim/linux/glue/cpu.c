@@ -94,6 +94,21 @@ bool nvmm_linux_return_needed(void)
 	return signal_pending(current) || need_resched();
 }
 
+/*
+ * Called with interrupts (SVM: GIF) off right before each VM entry, as KVM does in
+ * kvm_vcpu_exit_request() and guest_context_enter_irqoff(): true when host work is pending
+ * (a signal, a reschedule), so the caller leaves instead of entering; otherwise the CPU is
+ * about to be in guest mode, which RCU counts as a quiescent state, so tell it.  Without
+ * this a vCPU spinning in its guest holds off RCU grace periods until the next reschedule.
+ */
+bool nvmm_linux_guest_enter(void)
+{
+	if (signal_pending(current) || need_resched())
+		return true;
+	rcu_virt_note_context_switch(smp_processor_id());
+	return false;
+}
+
 void nvmm_linux_ipi_unicast(int cpu, void (*func)(void *), void *arg)
 {
 	smp_call_function_single(cpu, func, arg, 1);

@@ -24,6 +24,7 @@ struct pmap {
 	struct npt_space *npt;
 	struct mutex lock;
 	void *mach;			/* os_pmap_mach() */
+	struct nvmm_linux_vmobj *owned;	/* released with the vmspace: nvmm_linux_vmspace_own() */
 };
 
 struct vm_map nvmm_linux_kernel_map = { .kind = NVMM_LINUX_MAP_KERNEL };
@@ -320,8 +321,23 @@ void os_vmspace_destroy(struct vmspace *vm)
 	struct pmap *pm = container_of(vm, struct pmap, vmspace);
 
 	npt_destroy(pm->npt);
+	os_vmobj_rel(pm->owned);
 	mutex_destroy(&pm->lock);
 	kfree(pm);
+}
+
+/*
+ * Give the vmspace the creator's reference of a memory object, dropped in
+ * os_vmspace_destroy().  The 2024 upstream creates the machine's comm object and never drops
+ * that reference (upstream fixed it in 2026), so every machine leaked its comm pages: the
+ * machine_create variation points hand it to the machine's vmspace instead.
+ */
+void nvmm_linux_vmspace_own(struct vmspace *vm, struct nvmm_linux_vmobj *obj)
+{
+	struct pmap *pm = container_of(vm, struct pmap, vmspace);
+
+	WARN_ON_ONCE(pm->owned);
+	pm->owned = obj;
 }
 
 int os_vmspace_fault(struct vmspace *vm, unsigned long gpa, int prot)

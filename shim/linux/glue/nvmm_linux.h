@@ -152,6 +152,7 @@ _Bool nvmm_linux_preempt_disabled(void);
 int nvmm_linux_thread_bind(void);
 void nvmm_linux_thread_unbind(int);
 _Bool nvmm_linux_return_needed(void);
+_Bool nvmm_linux_guest_enter(void);
 void nvmm_linux_ipi_unicast(int, void (*)(void *), void *);
 void nvmm_linux_ipi_broadcast(void (*)(void *), void *);
 void nvmm_linux_ipi_kickall(void);
@@ -162,6 +163,7 @@ void nvmm_linux_cpuset_setrunning(struct nvmm_linux_cpuset *);
 /* Nested paging: the format a backend's machine_create asks for. */
 void nvmm_linux_pmap_set_ept(struct pmap *, _Bool);
 void nvmm_linux_pmap_set_npt(struct pmap *);
+void nvmm_linux_vmspace_own(struct vmspace *, struct nvmm_linux_vmobj *);
 unsigned long nvmm_linux_pmap_root_pa(struct pmap *);
 void **nvmm_linux_pmap_mach(struct pmap *);
 

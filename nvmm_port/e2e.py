@@ -1,0 +1,473 @@
+"""``gen.py e2e``: run the generated driver for real, inside an emulated machine.
+
+The run builds (if stale) the target's kernel module, libnvmm and upstream's test programs,
+adds the end-to-end programs of ``shim/common/e2e/``, packs them with busybox into an
+initramfs whose ``/init`` runs a :class:`Plan` of :class:`Step` s, boots the Debian kernel
+matching the module's headers under Bochs with VT-x+EPT or AMD-V+NPT, follows the serial
+console, and judges every step from its exit status, its output and the kernel messages it
+caused.  The result is one line per step, PASS/FAIL overall, the serial log and a
+``result.json`` with the wall time of every phase.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import jinja2
+
+from . import bochs, bootimage
+from .build import build_target, is_static_elf
+from .errors import PortError
+
+BACKENDS = {"vmx": "x86-vmx", "svm": "x86-svm"}
+KERNEL_CMDLINE = "console=ttyS0,115200 panic=-1 quiet rodata=off cryptomgr.notests=1"
+FINAL_MARKER = "E2E-DONE"
+
+# Kernel messages no step may cause.
+BAD_KMSG = re.compile(
+    r"BUG:|Oops|WARNING:|Call Trace|general protection|kernel BUG|refcount_t:|list_(add|del) corruption|"
+    r"UBSAN|KASAN|soft lockup|hard LOCKUP|blocked for more than|rcu.*(stall|starved)|segfault at|traps:|"
+    r"double fault|unable to handle|Modules linked in")
+
+# The end-to-end programs (shim/common/e2e/NAME.c), built static against the port's libnvmm.
+GUEST_PROGRAMS = ("nvmm_smp", "nvmm_owner", "nvmm_leak", "nvmm_fuzz", "nvmm_teardown")
+
+
+@dataclass
+class Step:
+    """One thing the guest does, and how the host judges it."""
+    name: str
+    command: str                                   # shell words, run in /e2e
+    judge: Callable[["StepRun"], tuple[bool, str]]
+    skip: str | None = None                        # why it is not run, if it is not
+
+
+@dataclass
+class StepRun:
+    name: str
+    output: list[str] = field(default_factory=list)
+    kmsg: list[str] = field(default_factory=list)
+    rc: int | None = None
+    begin: float | None = None
+    end: float | None = None
+    verdict: str = "FAIL"
+    detail: str = ""
+
+    def values(self) -> dict[str, str]:
+        """key=value pairs the step printed (the last value of each key)."""
+        out: dict[str, str] = {}
+        for line in self.output:
+            for k, v in re.findall(r"\b([a-z_0-9]+)=(\S+)", line):
+                out[k] = v
+        return out
+
+
+@dataclass
+class Plan:
+    title: str
+    steps: list[Step]
+
+
+# -- judges -----------------------------------------------------------------------------------------
+
+def _exit_ok(run: StepRun) -> tuple[bool, str]:
+    fails = [line for line in run.output if line.startswith("FAIL")]
+    if run.rc != 0:
+        return False, fails[0] if fails else f"exit status {run.rc}"
+    if fails:
+        return False, fails[0]
+    return True, ""
+
+
+def judge_insmod(backend: str) -> Callable[[StepRun], tuple[bool, str]]:
+    def judge(run: StepRun) -> tuple[bool, str]:
+        if run.rc != 0:
+            return False, f"insmod exit {run.rc}: " + " | ".join(run.output[-2:])
+        loaded = [k for k in run.kmsg if "nvmm: loaded" in k]
+        if not loaded:
+            return False, "no 'nvmm: loaded' message in dmesg"
+        if f"backend {backend}" not in loaded[0]:
+            return False, f"wrong backend: {loaded[0].strip()}"
+        return True, loaded[0].split("] ", 1)[-1].strip()
+    return judge
+
+
+def judge_upstream_test(run: StepRun) -> tuple[bool, str]:
+    passed = [line for line in run.output if re.match(r"Test '.*' passed", line)]
+    failed = [line for line in run.output if re.search(r"\bfail(ed)?\b", line, re.I)]
+    if run.rc != 0:
+        return False, f"exit status {run.rc}: " + (failed[0] if failed else " | ".join(run.output[-2:]))
+    if not passed:
+        return False, "exit 0 but no test reported 'passed'"
+    return True, f"{len(passed)} tests passed"
+
+
+def judge_smp(run: StepRun) -> tuple[bool, str]:
+    ok, why = _exit_ok(run)
+    v = run.values()
+    if not ok:
+        return ok, why
+    return True, (f"2 vCPUs on 2 host CPUs: {v.get('migrations', '?')} migrations between runs, "
+                  f"{v.get('affinity_moves', '?')} forced moves, {v.get('remaps', '?')} remaps, 0 stale reads")
+
+
+def judge_owner(run: StepRun) -> tuple[bool, str]:
+    ok, why = _exit_ok(run)
+    v = run.values()
+    if not ok:
+        return ok, why
+    return True, f"{v.get('eperm')}/{v.get('intruder_probes')} ioctls of another process got EPERM; owner intact"
+
+
+def judge_leak(run: StepRun) -> tuple[bool, str]:
+    ok, why = _exit_ok(run)
+    v = run.values()
+    detail = (f"{v.get('cycles', '?')} cycles: MemFree delta {v.get('memfree_delta_kib', '?')} KiB, "
+              f"unreclaimable slab {v.get('sunreclaim_delta_kib', '?')} KiB, shmem {v.get('shmem_delta_kib', '?')} KiB")
+    return ok, detail if ok else f"{why}; {detail}"
+
+
+def judge_fuzz(run: StepRun) -> tuple[bool, str]:
+    ok, why = _exit_ok(run)
+    v = run.values()
+    if not ok:
+        return ok, why
+    return True, f"{v.get('fuzz_calls')} calls (seed {v.get('seed')}), {v.get('succeeded')} succeeded"
+
+
+def judge_teardown(run: StepRun) -> tuple[bool, str]:
+    ok, why = _exit_ok(run)
+    v = run.values()
+    if not ok:
+        return ok, why
+    return True, (f"{v.get('max_machines')} machines abandoned by exit and by SIGKILL mid-run, all slots "
+                  f"refilled; MemFree delta {v.get('memfree_delta_kib')} KiB")
+
+
+def judge_rmmod(run: StepRun) -> tuple[bool, str]:
+    if run.rc != 0:
+        return False, f"exit status {run.rc}: " + " | ".join(run.output[-2:])
+    return True, "module unloaded, /dev/nvmm gone"
+
+
+# -- plan ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Options:
+    cpu: str
+    smp: int = 1
+    leak_cycles: int = 1000
+    fuzz_calls: int = 10000
+    seed: int = 1
+    leak_limit_kib: int = 512
+
+
+def test_plan(opts: Options, upstream_tests: list[str]) -> Plan:
+    backend = BACKENDS[opts.cpu]
+    steps = [Step("insmod", "insmod /e2e/nvmm.ko", judge_insmod(backend))]
+    for t in upstream_tests:
+        steps.append(Step(t, f"./{t}", judge_upstream_test))
+    steps.append(Step("smp", "./nvmm_smp 6 200", judge_smp,
+                      skip=None if opts.smp >= 2 else "needs 2 host CPUs: run with --smp 2"))
+    steps.append(Step("owner", "./nvmm_owner", judge_owner))
+    steps.append(Step("leak", f"./nvmm_leak {opts.leak_cycles} {opts.leak_limit_kib}", judge_leak))
+    steps.append(Step("fuzz", f"./nvmm_fuzz {opts.seed} {opts.fuzz_calls}", judge_fuzz))
+    steps.append(Step("teardown", f"./nvmm_teardown {opts.leak_limit_kib}", judge_teardown))
+    steps.append(Step("rmmod", "sh -c 'rmmod nvmm && ! test -e /dev/nvmm'", judge_rmmod))
+    return Plan(f"NVMM end-to-end, {opts.cpu}, {opts.smp} CPU(s)", steps)
+
+
+def render_init(templates: Path, plan: Plan) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("e2e/init.sh.j2").render(title=plan.title,
+                                                     steps=[s for s in plan.steps if s.skip is None])
+
+
+# -- serial protocol --------------------------------------------------------------------------------
+
+_BEGIN = re.compile(r"E2E-STEP-BEGIN (\S+)")
+_RC = re.compile(r"E2E-STEP-RC (\S+) (\d+)")
+_KMSG = re.compile(r"E2E-KMSG (\S+) (.*)")
+_END = re.compile(r"E2E-STEP-END (\S+)")
+
+
+class Follower:
+    """Turns serial lines into StepRuns as they arrive, judging each step at its end."""
+
+    def __init__(self, plan: Plan, echo: Callable[[str], None], verbose: bool):
+        self.plan = plan
+        self.by_name = {s.name: s for s in plan.steps}
+        self.runs: dict[str, StepRun] = {}
+        self.current: StepRun | None = None
+        self.echo = echo
+        self.verbose = verbose
+        self.milestones: dict[str, float] = {}
+
+    def __call__(self, t: float, line: str) -> None:
+        if self.verbose:
+            self.echo(f"  | {line}")
+        for key, pat in (("kernel", "Linux version"), ("booted", "E2E-BOOTED"), ("done", FINAL_MARKER)):
+            if pat in line and key not in self.milestones:
+                self.milestones[key] = t
+                if key == "booted":
+                    self.echo(f"[{t:6.1f}s] guest up: {line.split(' ', 1)[-1]}")
+        if m := _BEGIN.match(line):
+            self.current = StepRun(m.group(1), begin=t)
+            self.runs[m.group(1)] = self.current
+            self.echo(f"[{t:6.1f}s] {m.group(1)} ...")
+            return
+        if m := _RC.match(line):
+            if m.group(1) in self.runs:
+                self.runs[m.group(1)].rc = int(m.group(2))
+            return
+        if m := _KMSG.match(line):
+            if m.group(1) in self.runs:
+                self.runs[m.group(1)].kmsg.append(m.group(2))
+            return
+        if m := _END.match(line):
+            run = self.runs.get(m.group(1))
+            if run is not None:
+                run.end = t
+                self.judge(run)
+                self.echo(f"[{t:6.1f}s] {run.verdict} {run.name} ({run.end - run.begin:.1f} s): {run.detail}")
+            self.current = None
+            return
+        if self.current is not None:
+            self.current.output.append(line)
+
+    def judge(self, run: StepRun) -> None:
+        ok, detail = self.by_name[run.name].judge(run)
+        bad = [k for k in run.kmsg if BAD_KMSG.search(k)]
+        if ok and bad:
+            ok, detail = False, f"kernel complained: {bad[0].split('] ', 1)[-1].strip()}"
+        run.verdict, run.detail = ("PASS" if ok else "FAIL"), detail
+
+
+# -- build and pack -----------------------------------------------------------------------------------
+
+def build_guest_programs(project, out: Path, dest: Path, cc: str = "cc") -> dict[str, Path]:
+    """The end-to-end programs, static, against the port's libnvmm and userland compat headers."""
+    src = project.shim_dir / "common" / "e2e"
+    lib = out / "libnvmm" / "libnvmm.a"
+    if not lib.is_file():
+        raise PortError("no libnvmm.a in the port tree", lib, "the target needs [build] userland = true")
+    dest.mkdir(parents=True, exist_ok=True)
+    progs = {}
+    for name in GUEST_PROGRAMS:
+        c = src / f"{name}.c"
+        if not c.is_file():
+            raise PortError("missing end-to-end program source", c, "restore it from git")
+        exe = dest / name
+        cmd = [cc, "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+               f"-I{out / 'compat-tests'}", f"-I{out / 'libnvmm'}", f"-I{out / 'driver'}", f"-I{src}",
+               "-o", str(exe), str(c), str(lib), "-lpthread"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise PortError(f"{name}.c did not build", c, "fix the compiler errors below",
+                            proc.stderr.strip().splitlines()[-10:])
+        if not is_static_elf(exe):
+            raise PortError(f"{name} is not static", exe, "it must run in a bare initramfs")
+        progs[name] = exe
+    return progs
+
+
+def busybox() -> Path:
+    for p in (Path("/bin/busybox"), Path("/usr/bin/busybox")):
+        if p.is_file() and is_static_elf(p):
+            return p
+    raise PortError("no static busybox", "/bin/busybox", "apt-get install busybox-static")
+
+
+def pack_initramfs(path: Path, init: str, files: dict[str, Path], module: Path) -> None:
+    """busybox, /init, the module (debug info stripped) and the programs under /e2e."""
+    ko = path.parent / "nvmm.ko"
+    subprocess.run(["strip", "--strip-debug", "-o", str(ko), str(module)], check=True)
+    entries = [bootimage.directory(d) for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "e2e")]
+    entries += [bootimage.file("bin/busybox", busybox().read_bytes(), executable=True),
+                bootimage.symlink("bin/sh", "busybox"),
+                bootimage.chardev("dev/console", 5, 1),
+                bootimage.chardev("dev/null", 1, 3, 0o666),
+                bootimage.file("init", init.encode(), executable=True),
+                bootimage.file("e2e/nvmm.ko", ko.read_bytes())]
+    entries += [bootimage.file(f"e2e/{name}", p.read_bytes(), executable=True) for name, p in sorted(files.items())]
+    bootimage.write_initramfs(path, entries)
+
+
+# -- the run ------------------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    plan: Plan
+    runs: dict[str, StepRun]
+    boot: bochs.RunResult | None
+    phases: dict[str, float]
+    machine: bochs.Machine | None
+    serial_log: Path
+    passed: bool = False
+    problem: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "title": self.plan.title,
+            "passed": self.passed,
+            "problem": self.problem,
+            "machine": self.machine.describe if self.machine else None,
+            "phases_s": {k: round(v, 2) for k, v in self.phases.items()},
+            "steps": [
+                {"name": s.name, "verdict": "SKIP" if s.skip else self.runs[s.name].verdict if s.name in self.runs
+                 else "FAIL", "detail": s.skip or (self.runs[s.name].detail if s.name in self.runs
+                                                   else "never ran"),
+                 "rc": self.runs[s.name].rc if s.name in self.runs else None,
+                 "seconds": round(self.runs[s.name].end - self.runs[s.name].begin, 2)
+                 if s.name in self.runs and self.runs[s.name].end is not None else None,
+                 "values": self.runs[s.name].values() if s.name in self.runs else {}}
+                for s in self.plan.steps],
+            "serial_log": str(self.serial_log),
+        }
+
+
+def run_plan(project, plan: Plan, cpu: str, smp: int, workdir: Path, module: Path, files: dict[str, Path],
+             kernel: Path, echo: Callable[[str], None], timeout: float, verbose: bool = False,
+             cpu_model: str | None = None, phases: dict[str, float] | None = None) -> Result:
+    """Pack, boot and follow one plan; every step judged, never raising for a guest failure."""
+    phases = dict(phases or {})
+    t = time.monotonic()
+    initrd = workdir / "initramfs.cpio"
+    pack_initramfs(initrd, render_init(project.templates_dir, plan), files, module)
+    iso = workdir / "boot.iso"
+    bootimage.make_iso(iso, kernel, initrd, KERNEL_CMDLINE)
+    phases["pack"] = time.monotonic() - t
+
+    machine = bochs.Machine(cpu_model=cpu_model or bochs.CPU_MODELS[cpu], cpus=smp, iso=iso,
+                            serial=workdir / "serial.log", log=workdir / "bochs.log")
+    echo(f"booting {machine.describe} (timeout {timeout:.0f} s)")
+    follower = Follower(plan, echo, verbose)
+    boot = bochs.run(project.templates_dir, machine, workdir, timeout, FINAL_MARKER, follower)
+    ms = follower.milestones
+    if "booted" in ms:
+        phases["boot"] = ms["booted"]
+        first = min((r.begin for r in follower.runs.values() if r.begin is not None), default=None)
+        last = max((r.end for r in follower.runs.values() if r.end is not None), default=None)
+        if first is not None and last is not None:
+            phases["steps"] = last - first
+    phases["emulator_total"] = boot.wall
+    res = Result(plan, follower.runs, boot, phases, machine, machine.serial)
+
+    problems = []
+    for s in plan.steps:
+        if s.skip:
+            continue
+        run = follower.runs.get(s.name)
+        if run is None:
+            problems.append(f"{s.name}: never started")
+        elif run.end is None:
+            run.verdict = "FAIL"
+            run.detail = "did not finish: " + ("kernel panic" if boot.panicked else
+                                               "timeout" if boot.timed_out else "the guest stopped")
+            problems.append(f"{s.name}: {run.detail}")
+        elif run.verdict != "PASS":
+            problems.append(f"{s.name}: {run.detail}")
+    if not boot.finished and not problems:
+        problems.append("the guest never printed " + FINAL_MARKER)
+    res.passed = not problems
+    res.problem = problems[0] if problems else ""
+    return res
+
+
+def report(res: Result, echo: Callable[[str], None]) -> None:
+    echo("")
+    echo(res.plan.title + (f" on {res.machine.describe}" if res.machine else ""))
+    for s in res.plan.steps:
+        if s.skip:
+            echo(f"  SKIP  {s.name:<13} {s.skip}")
+            continue
+        run = res.runs.get(s.name)
+        if run is None:
+            echo(f"  FAIL  {s.name:<13} never started")
+        else:
+            secs = f"{run.end - run.begin:6.1f}s" if run.end is not None else "      -"
+            echo(f"  {run.verdict:<5} {s.name:<13} {secs}  {run.detail}")
+    echo("phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in res.phases.items()))
+    if not res.passed:
+        echo(f"FAIL: {res.problem}")
+        tail = [line for _, line in (res.boot.lines if res.boot else [])][-25:]
+        if tail:
+            echo("last serial lines:")
+            for line in tail:
+                echo(f"  | {line}")
+    else:
+        echo("PASS")
+    echo(f"serial log: {res.serial_log}")
+
+
+def choose_kernel(image: bootimage.KernelImage, mode: str, cache: Path, echo: Callable[[str], None]) -> Path:
+    if mode == "stock":
+        return image.vmlinuz
+    if mode == "auto" and (bootimage.linux_source_tarball(image.release) is None or image.config is None):
+        echo(f"note: no linux-source for {image.release}: booting the stock XZ image (~40 s slower per boot); "
+             "apt-get install linux-source-" + ".".join(image.release.split(".")[:2]) + " to speed it up")
+        return image.vmlinuz
+    return bootimage.lz4_kernel(image, cache, echo)
+
+
+def run_e2e_command(project, args) -> int:
+    echo = _echo
+    if args.cpu not in BACKENDS:
+        raise PortError(f"unknown --cpu {args.cpu}", None, "use vmx or svm")
+    if args.smp < 1 or args.smp > 8:
+        raise PortError(f"--smp {args.smp} is out of range", None, "use 1 to 8")
+    t0 = time.monotonic()
+    phases: dict[str, float] = {}
+    built = build_target(project, args.target, args.upstream, None, args.kdir, False, args.jobs, quiet=True)
+    if built.userland is None:
+        raise PortError(f"target {built.spec.name} builds no userland, so there is nothing to run in the guest",
+                        built.spec.toml_path, "set [build] userland = true")
+    vermagic = (built.modinfo.get("vermagic") or [""])[0].split()
+    if not vermagic:
+        raise PortError("the module has no vermagic", built.module, "rebuild it with gen.py build")
+    image = bootimage.debian_kernel(vermagic[0])
+    kernel_cache = Path(os.environ.get("NVMM_PORT_KERNEL_CACHE", project.build_dir / "e2e" / "kernel"))
+    run_name = f"{built.spec.name}-{args.cpu}-smp{args.smp}"
+    final = project.build_dir / "e2e" / run_name
+    keep = Path(args.keep).resolve() if args.keep else None
+    with tempfile.TemporaryDirectory(prefix="nvmm-e2e-") as tmp:
+        workdir = keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        files = dict(build_guest_programs(project, built.out, workdir / "bin"))
+        upstream_tests = sorted(built.userland.programs)
+        files.update(built.userland.programs)
+        phases["build"] = time.monotonic() - t0
+        echo(f"built {built.module.name} ({image.release}), {len(upstream_tests)} upstream test(s), "
+             f"{len(GUEST_PROGRAMS)} e2e program(s) in {phases['build']:.1f} s")
+        t = time.monotonic()
+        kernel = choose_kernel(image, args.kernel, kernel_cache, echo)
+        phases["kernel"] = time.monotonic() - t
+        opts = Options(cpu=args.cpu, smp=args.smp, leak_cycles=args.leak_cycles, fuzz_calls=args.fuzz_calls,
+                       seed=args.seed)
+        plan = test_plan(opts, upstream_tests)
+        res = run_plan(project, plan, args.cpu, args.smp, workdir, built.module, files, kernel, echo,
+                       args.timeout, args.verbose, args.cpu_model, phases)
+        res.phases["total"] = time.monotonic() - t0
+        final.mkdir(parents=True, exist_ok=True)
+        for name in ("serial.log", "bochsrc", "bochs.log"):
+            if (workdir / name).is_file() and workdir != final:
+                shutil.copyfile(workdir / name, final / name)
+        res.serial_log = final / "serial.log"
+        (final / "result.json").write_text(json.dumps(res.to_json(), indent=1) + "\n")
+    report(res, echo)
+    echo(f"result: {final / 'result.json'}" + (f"; work files kept in {keep}" if keep else ""))
+    return 0 if res.passed else 1
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
