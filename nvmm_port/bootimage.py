@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .build import is_static_elf
 from .errors import PortError
 
 # x86 boot protocol offsets (Documentation/x86/boot.rst): setup_sects, payload_offset/length,
@@ -262,6 +263,14 @@ def write_initramfs(path: Path, entries: list[Entry]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(bytes(out))
     tmp.replace(path)
+
+
+def busybox_path() -> Path | None:
+    """A static busybox (Debian's busybox-static), the whole userland of the initramfs."""
+    for p in (Path("/bin/busybox"), Path("/usr/bin/busybox")):
+        if p.is_file() and is_static_elf(p):
+            return p
+    return None
 
 
 # -- ISO ------------------------------------------------------------------------------------------

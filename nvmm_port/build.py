@@ -9,6 +9,8 @@ template provides.  Every build writes its full log to ``<out>/build.log``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import struct
@@ -166,15 +168,34 @@ class Built:
     userland: UserlandResult | None
 
 
+@contextlib.contextmanager
+def tree_lock(out: Path):
+    """Exclusive use of a port tree: two runs (e2e --cpu vmx and svm side by side) must not build
+    or read it while the other rebuilds it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.build-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build_target(project, target: str, upstream: str | None, out: str | Path | None, kdir: str | Path | None,
-                 flatten: bool, jobs: int, quiet: bool = False) -> Built:
-    """Render TARGET's tree if stale, build its module (and userland), check and return them."""
+                 flatten: bool, jobs: int, quiet: bool = False, lock: bool = True) -> Built:
+    """Render TARGET's tree if stale, build its module (and userland), check and return them.
+
+    With ``lock=False`` the caller holds :func:`tree_lock` of the output directory."""
     def say(line: str) -> None:
         if not quiet:
             print(line)
     spec, surface, cache = prepare(project, target, upstream)
     check_spec(spec, surface)
     out = Path(out) if out else project.build_dir / spec.name
+    if not lock:
+        return _build_locked(project, spec, surface, cache, out, kdir, flatten, jobs, say, quiet)
+    with tree_lock(out):
+        return _build_locked(project, spec, surface, cache, out, kdir, flatten, jobs, say, quiet)
+
+
+def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool, jobs: int, say, quiet: bool) -> Built:
     tree = render_tree(project, spec, surface, cache, flatten)
     report = write_tree(tree, out)
     say(f"rendered {out}: {len(report.written)} written, {len(report.unchanged)} unchanged")

@@ -25,7 +25,7 @@ from typing import Callable
 import jinja2
 
 from . import bochs, bootimage
-from .build import build_target, is_static_elf
+from .build import build_target, is_static_elf, tree_lock
 from .errors import PortError
 
 BACKENDS = {"vmx": "x86-vmx", "svm": "x86-svm"}
@@ -39,7 +39,13 @@ BAD_KMSG = re.compile(
     r"double fault|unable to handle|Modules linked in")
 
 # The end-to-end programs (shim/common/e2e/NAME.c), built static against the port's libnvmm.
-GUEST_PROGRAMS = ("nvmm_smp", "nvmm_owner", "nvmm_leak", "nvmm_fuzz", "nvmm_teardown")
+GUEST_PROGRAMS = ("nvmm_smp", "nvmm_owner", "nvmm_leak", "nvmm_fuzz", "nvmm_teardown", "nvmm_exits")
+# Built against the C library and the kernel's UAPI headers only.
+PLAIN_PROGRAMS = ("kvm_exits",)
+# The guest kernel's own KVM, in load order (Debian's linux-image ships them).
+KVM_MODULES = {"vmx": ("virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "arch/x86/kvm/kvm-intel.ko"),
+               "svm": ("virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "drivers/crypto/ccp/ccp.ko",
+                       "arch/x86/kvm/kvm-amd.ko")}
 
 
 @dataclass
@@ -168,7 +174,7 @@ class Options:
     leak_cycles: int = 1000
     fuzz_calls: int = 10000
     seed: int = 1
-    leak_limit_kib: int = 512
+    leak_limit_kib: int = 2048        # MemFree; slab and shmem: 256 (nvmm_leak.c says why)
 
 
 def test_plan(opts: Options, upstream_tests: list[str]) -> Plan:
@@ -179,11 +185,37 @@ def test_plan(opts: Options, upstream_tests: list[str]) -> Plan:
     steps.append(Step("smp", "./nvmm_smp 6 200", judge_smp,
                       skip=None if opts.smp >= 2 else "needs 2 host CPUs: run with --smp 2"))
     steps.append(Step("owner", "./nvmm_owner", judge_owner))
-    steps.append(Step("leak", f"./nvmm_leak {opts.leak_cycles} {opts.leak_limit_kib}", judge_leak))
+    steps.append(Step("leak", f"./nvmm_leak {opts.leak_cycles} {opts.leak_limit_kib} 256", judge_leak))
     steps.append(Step("fuzz", f"./nvmm_fuzz {opts.seed} {opts.fuzz_calls}", judge_fuzz))
     steps.append(Step("teardown", f"./nvmm_teardown {opts.leak_limit_kib}", judge_teardown))
     steps.append(Step("rmmod", "sh -c 'rmmod nvmm && ! test -e /dev/nvmm'", judge_rmmod))
     return Plan(f"NVMM end-to-end, {opts.cpu}, {opts.smp} CPU(s)", steps)
+
+
+def judge_exits(run: StepRun) -> tuple[bool, str]:
+    ok, why = _exit_ok(run)
+    v = run.values()
+    if not ok:
+        return ok, why
+    return True, f"{v.get('io_exits_per_s')} I/O exits/s, {v.get('cpuid_exits_per_s')} CPUID exits/s"
+
+
+def judge_kvm_load(run: StepRun) -> tuple[bool, str]:
+    if run.rc != 0:
+        return False, f"exit status {run.rc}: " + " | ".join(run.output[-2:])
+    return True, "kvm modules loaded, /dev/kvm present"
+
+
+def bench_plan(cpu: str, exits: int) -> Plan:
+    """NVMM, then (after rmmod) the guest kernel's KVM, running the same guest loop."""
+    kvm = " && ".join(f"insmod /e2e/kvm/{Path(m).name}" for m in KVM_MODULES[cpu])
+    return Plan(f"NVMM vs KVM exits, {cpu}", [
+        Step("insmod", "insmod /e2e/nvmm.ko", judge_insmod(BACKENDS[cpu])),
+        Step("nvmm_exits", f"./nvmm_exits {exits}", judge_exits),
+        Step("rmmod", "sh -c 'rmmod nvmm && ! test -e /dev/nvmm'", judge_rmmod),
+        Step("kvm_load", f"sh -c '{kvm} && test -e /dev/kvm'", judge_kvm_load),
+        Step("kvm_exits", f"./kvm_exits {exits}", judge_exits),
+    ])
 
 
 def render_init(templates: Path, plan: Plan) -> str:
@@ -263,14 +295,17 @@ def build_guest_programs(project, out: Path, dest: Path, cc: str = "cc") -> dict
         raise PortError("no libnvmm.a in the port tree", lib, "the target needs [build] userland = true")
     dest.mkdir(parents=True, exist_ok=True)
     progs = {}
-    for name in GUEST_PROGRAMS:
+    for name in GUEST_PROGRAMS + PLAIN_PROGRAMS:
         c = src / f"{name}.c"
         if not c.is_file():
             raise PortError("missing end-to-end program source", c, "restore it from git")
         exe = dest / name
-        cmd = [cc, "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
-               f"-I{out / 'compat-tests'}", f"-I{out / 'libnvmm'}", f"-I{out / 'driver'}", f"-I{src}",
-               "-o", str(exe), str(c), str(lib), "-lpthread"]
+        cmd = [cc, "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter"]
+        if name in PLAIN_PROGRAMS:
+            cmd += [f"-I{src}", "-o", str(exe), str(c)]
+        else:
+            cmd += [f"-I{out / 'compat-tests'}", f"-I{out / 'libnvmm'}", f"-I{out / 'driver'}", f"-I{src}",
+                    "-o", str(exe), str(c), str(lib), "-lpthread"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise PortError(f"{name}.c did not build", c, "fix the compiler errors below",
@@ -282,17 +317,18 @@ def build_guest_programs(project, out: Path, dest: Path, cc: str = "cc") -> dict
 
 
 def busybox() -> Path:
-    for p in (Path("/bin/busybox"), Path("/usr/bin/busybox")):
-        if p.is_file() and is_static_elf(p):
-            return p
-    raise PortError("no static busybox", "/bin/busybox", "apt-get install busybox-static")
+    p = bootimage.busybox_path()
+    if p is None:
+        raise PortError("no static busybox", "/bin/busybox", "apt-get install busybox-static")
+    return p
 
 
 def pack_initramfs(path: Path, init: str, files: dict[str, Path], module: Path) -> None:
     """busybox, /init, the module (debug info stripped) and the programs under /e2e."""
     ko = path.parent / "nvmm.ko"
     subprocess.run(["strip", "--strip-debug", "-o", str(ko), str(module)], check=True)
-    entries = [bootimage.directory(d) for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "e2e")]
+    dirs = {"bin", "sbin", "dev", "proc", "sys", "tmp", "e2e"} | {f"e2e/{Path(n).parent}" for n in files if "/" in n}
+    entries = [bootimage.directory(d) for d in sorted(dirs)]
     entries += [bootimage.file("bin/busybox", busybox().read_bytes(), executable=True),
                 bootimage.symlink("bin/sh", "busybox"),
                 bootimage.chardev("dev/console", 5, 1),
@@ -420,6 +456,62 @@ def choose_kernel(image: bootimage.KernelImage, mode: str, cache: Path, echo: Ca
     return bootimage.lz4_kernel(image, cache, echo)
 
 
+@dataclass
+class Prepared:
+    release: str
+    module: Path                    # a private copy of the built nvmm.ko
+    files: dict[str, Path]          # initramfs /e2e/NAME -> host file
+    upstream_tests: list[str]
+    kernel: Path                    # the boot image
+    phases: dict[str, float]
+
+
+def prepare(project, target: str, upstream: str | None, kdir: str | None, jobs: int, kernel_mode: str,
+            workdir: Path, echo: Callable[[str], None], kvm_cpu: str | None = None) -> Prepared:
+    """Build (if stale) and copy what the guest needs into ``workdir``; choose the boot image."""
+    t0 = time.monotonic()
+    tree = project.build_dir / Path(target).name      # where build_target renders it
+    with tree_lock(tree):
+        built = build_target(project, target, upstream, None, kdir, False, jobs, quiet=True, lock=False)
+        if built.userland is None:
+            raise PortError(f"target {built.spec.name} builds no userland, so there is nothing to run in the "
+                            "guest", built.spec.toml_path, "set [build] userland = true")
+        files = dict(build_guest_programs(project, built.out, workdir / "bin"))
+        module = workdir / "nvmm-full.ko"
+        shutil.copyfile(built.module, module)
+        for name, exe in built.userland.programs.items():
+            files[name] = workdir / "bin" / name
+            shutil.copyfile(exe, files[name])
+    vermagic = (built.modinfo.get("vermagic") or [""])[0].split()
+    if not vermagic:
+        raise PortError("the module has no vermagic", built.module, "rebuild it with gen.py build")
+    image = bootimage.debian_kernel(vermagic[0])
+    if kvm_cpu:
+        for rel in KVM_MODULES[kvm_cpu]:
+            ko = Path("/lib/modules") / image.release / "kernel" / rel
+            if not ko.is_file():
+                raise PortError("the guest kernel's KVM module is missing", ko,
+                                f"apt-get install --reinstall linux-image-{image.release}")
+            files[f"kvm/{ko.name}"] = ko
+    phases = {"build": time.monotonic() - t0}
+    echo(f"built {built.module.name} ({image.release}), {len(built.userland.programs)} upstream test(s), "
+         f"{len(GUEST_PROGRAMS + PLAIN_PROGRAMS)} e2e program(s) in {phases['build']:.1f} s")
+    t = time.monotonic()
+    kernel_cache = Path(os.environ.get("NVMM_PORT_KERNEL_CACHE", project.build_dir / "e2e" / "kernel"))
+    kernel = choose_kernel(image, kernel_mode, kernel_cache, echo)
+    phases["kernel"] = time.monotonic() - t
+    return Prepared(image.release, module, files, sorted(built.userland.programs), kernel, phases)
+
+
+def _finish(res: Result, workdir: Path, final: Path) -> None:
+    final.mkdir(parents=True, exist_ok=True)
+    for name in ("serial.log", "bochsrc", "bochs.log"):
+        if (workdir / name).is_file() and workdir != final:
+            shutil.copyfile(workdir / name, final / name)
+    res.serial_log = final / "serial.log"
+    (final / "result.json").write_text(json.dumps(res.to_json(), indent=1) + "\n")
+
+
 def run_e2e_command(project, args) -> int:
     echo = _echo
     if args.cpu not in BACKENDS:
@@ -427,46 +519,38 @@ def run_e2e_command(project, args) -> int:
     if args.smp < 1 or args.smp > 8:
         raise PortError(f"--smp {args.smp} is out of range", None, "use 1 to 8")
     t0 = time.monotonic()
-    phases: dict[str, float] = {}
-    built = build_target(project, args.target, args.upstream, None, args.kdir, False, args.jobs, quiet=True)
-    if built.userland is None:
-        raise PortError(f"target {built.spec.name} builds no userland, so there is nothing to run in the guest",
-                        built.spec.toml_path, "set [build] userland = true")
-    vermagic = (built.modinfo.get("vermagic") or [""])[0].split()
-    if not vermagic:
-        raise PortError("the module has no vermagic", built.module, "rebuild it with gen.py build")
-    image = bootimage.debian_kernel(vermagic[0])
-    kernel_cache = Path(os.environ.get("NVMM_PORT_KERNEL_CACHE", project.build_dir / "e2e" / "kernel"))
-    run_name = f"{built.spec.name}-{args.cpu}-smp{args.smp}"
-    final = project.build_dir / "e2e" / run_name
+    final = project.build_dir / "e2e" / f"{Path(args.target).name}-{args.cpu}-smp{args.smp}"
     keep = Path(args.keep).resolve() if args.keep else None
     with tempfile.TemporaryDirectory(prefix="nvmm-e2e-") as tmp:
         workdir = keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        files = dict(build_guest_programs(project, built.out, workdir / "bin"))
-        upstream_tests = sorted(built.userland.programs)
-        files.update(built.userland.programs)
-        phases["build"] = time.monotonic() - t0
-        echo(f"built {built.module.name} ({image.release}), {len(upstream_tests)} upstream test(s), "
-             f"{len(GUEST_PROGRAMS)} e2e program(s) in {phases['build']:.1f} s")
-        t = time.monotonic()
-        kernel = choose_kernel(image, args.kernel, kernel_cache, echo)
-        phases["kernel"] = time.monotonic() - t
+        prep = prepare(project, args.target, args.upstream, args.kdir, args.jobs, args.kernel, workdir, echo)
         opts = Options(cpu=args.cpu, smp=args.smp, leak_cycles=args.leak_cycles, fuzz_calls=args.fuzz_calls,
                        seed=args.seed)
-        plan = test_plan(opts, upstream_tests)
-        res = run_plan(project, plan, args.cpu, args.smp, workdir, built.module, files, kernel, echo,
-                       args.timeout, args.verbose, args.cpu_model, phases)
+        plan = test_plan(opts, prep.upstream_tests)
+        res = run_plan(project, plan, args.cpu, args.smp, workdir, prep.module, prep.files, prep.kernel, echo,
+                       args.timeout, args.verbose, args.cpu_model, prep.phases)
         res.phases["total"] = time.monotonic() - t0
-        final.mkdir(parents=True, exist_ok=True)
-        for name in ("serial.log", "bochsrc", "bochs.log"):
-            if (workdir / name).is_file() and workdir != final:
-                shutil.copyfile(workdir / name, final / name)
-        res.serial_log = final / "serial.log"
-        (final / "result.json").write_text(json.dumps(res.to_json(), indent=1) + "\n")
+        _finish(res, workdir, final)
     report(res, echo)
     echo(f"result: {final / 'result.json'}" + (f"; work files kept in {keep}" if keep else ""))
     return 0 if res.passed else 1
+
+
+def run_bench(project, cpu: str, exits: int, echo: Callable[[str], None] = None, target: str = "linux",
+              timeout: float = 1500, kernel_mode: str = "auto") -> Result:
+    """One boot: the exit loop under NVMM, then under the guest kernel's KVM (bench/bench_e2e.py)."""
+    echo = echo or _echo
+    t0 = time.monotonic()
+    final = project.build_dir / "e2e" / f"{Path(target).name}-{cpu}-bench"
+    with tempfile.TemporaryDirectory(prefix="nvmm-bench-") as tmp:
+        workdir = Path(tmp)
+        prep = prepare(project, target, None, None, os.cpu_count() or 1, kernel_mode, workdir, echo, kvm_cpu=cpu)
+        res = run_plan(project, bench_plan(cpu, exits), cpu, 1, workdir, prep.module, prep.files, prep.kernel,
+                       echo, timeout, phases=prep.phases)
+        res.phases["total"] = time.monotonic() - t0
+        _finish(res, workdir, final)
+    return res
 
 
 def _echo(line: str) -> None:

@@ -80,7 +80,7 @@ fill_again(unsigned int nmach)
 int
 main(int argc, char **argv)
 {
-	long limit = argc == 2 ? strtol(argv[1], NULL, 0) : 512;
+	long limit = argc == 2 ? strtol(argv[1], NULL, 0) : 2048;	/* see nvmm_leak.c */
 	struct nvmm_capability cap;
 	const char *how[2] = { "exit", "sigkill" };
 	long before, after;
