@@ -187,7 +187,7 @@ def test_guest_programs_build_static_against_the_port(tmp_path):
     from nvmm_port.build import userland
     userland(out, 2)
     progs = e2e.build_guest_programs(project, out, tmp_path / "bin")
-    assert sorted(progs) == sorted(e2e.GUEST_PROGRAMS)
+    assert sorted(progs) == sorted(e2e.GUEST_PROGRAMS + e2e.PLAIN_PROGRAMS)
     assert all(is_static_elf(p) for p in progs.values())
 
 
