@@ -94,6 +94,12 @@ def _exit_ok(run: StepRun) -> tuple[bool, str]:
     return True, ""
 
 
+def _exit_ok_then(run: StepRun, describe: Callable[[dict[str, str]], str]) -> tuple[bool, str]:
+    """Judged by exit status and FAIL lines; on success, described from its key=value output."""
+    ok, why = _exit_ok(run)
+    return (True, describe(run.values())) if ok else (False, why)
+
+
 def judge_insmod(backend: str) -> Callable[[StepRun], tuple[bool, str]]:
     def judge(run: StepRun) -> tuple[bool, str]:
         if run.rc != 0:
@@ -118,20 +124,14 @@ def judge_upstream_test(run: StepRun) -> tuple[bool, str]:
 
 
 def judge_smp(run: StepRun) -> tuple[bool, str]:
-    ok, why = _exit_ok(run)
-    v = run.values()
-    if not ok:
-        return ok, why
-    return True, (f"2 vCPUs on 2 host CPUs: {v.get('migrations', '?')} migrations between runs, "
-                  f"{v.get('affinity_moves', '?')} forced moves, {v.get('remaps', '?')} remaps, 0 stale reads")
+    return _exit_ok_then(run, lambda v: (
+        f"2 vCPUs on 2 host CPUs: {v.get('migrations', '?')} migrations between runs, "
+        f"{v.get('affinity_moves', '?')} forced moves, {v.get('remaps', '?')} remaps, 0 stale reads"))
 
 
 def judge_owner(run: StepRun) -> tuple[bool, str]:
-    ok, why = _exit_ok(run)
-    v = run.values()
-    if not ok:
-        return ok, why
-    return True, f"{v.get('eperm')}/{v.get('intruder_probes')} ioctls of another process got EPERM; owner intact"
+    return _exit_ok_then(run, lambda v: (
+        f"{v.get('eperm')}/{v.get('intruder_probes')} ioctls of another process got EPERM; owner intact"))
 
 
 def judge_leak(run: StepRun) -> tuple[bool, str]:
@@ -143,20 +143,14 @@ def judge_leak(run: StepRun) -> tuple[bool, str]:
 
 
 def judge_fuzz(run: StepRun) -> tuple[bool, str]:
-    ok, why = _exit_ok(run)
-    v = run.values()
-    if not ok:
-        return ok, why
-    return True, f"{v.get('fuzz_calls')} calls (seed {v.get('seed')}), {v.get('succeeded')} succeeded"
+    return _exit_ok_then(run, lambda v: (
+        f"{v.get('fuzz_calls')} calls (seed {v.get('seed')}), {v.get('succeeded')} succeeded"))
 
 
 def judge_teardown(run: StepRun) -> tuple[bool, str]:
-    ok, why = _exit_ok(run)
-    v = run.values()
-    if not ok:
-        return ok, why
-    return True, (f"{v.get('max_machines')} machines abandoned by exit and by SIGKILL mid-run, all slots "
-                  f"refilled; MemFree delta {v.get('memfree_delta_kib')} KiB")
+    return _exit_ok_then(run, lambda v: (
+        f"{v.get('max_machines')} machines abandoned by exit and by SIGKILL mid-run, all slots refilled; "
+        f"MemFree delta {v.get('memfree_delta_kib')} KiB"))
 
 
 def judge_rmmod(run: StepRun) -> tuple[bool, str]:
@@ -193,11 +187,8 @@ def test_plan(opts: Options, upstream_tests: list[str]) -> Plan:
 
 
 def judge_exits(run: StepRun) -> tuple[bool, str]:
-    ok, why = _exit_ok(run)
-    v = run.values()
-    if not ok:
-        return ok, why
-    return True, f"{v.get('io_exits_per_s')} I/O exits/s, {v.get('cpuid_exits_per_s')} CPUID exits/s"
+    return _exit_ok_then(run, lambda v: (
+        f"{v.get('io_exits_per_s')} I/O exits/s, {v.get('cpuid_exits_per_s')} CPUID exits/s"))
 
 
 def judge_kvm_load(run: StepRun) -> tuple[bool, str]:

@@ -1,6 +1,7 @@
 /*
- * The guest code of the nvmm-port end-to-end programs: 16-bit real-mode loops, encoded by hand
- * from the Intel SDM Vol. 2, shared by the libnvmm programs (e2e.h) and kvm_exits.c.
+ * What the nvmm-port end-to-end programs share with kvm_exits.c, which cannot include libnvmm:
+ * the guest code (16-bit real-mode loops, encoded by hand from the Intel SDM Vol. 2) and the
+ * clock the benchmarks read.
  */
 #ifndef E2E_CODE_H
 #define E2E_CODE_H
@@ -8,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #define E2E_PAGE		4096UL
 #define E2E_MEM_SIZE		(64 * 1024UL)	/* guest RAM at GPA 0 */
@@ -105,6 +107,16 @@ static inline uint32_t
 e2e_sum(uint32_t n)
 {
 	return (uint32_t)((uint64_t)n * (n + 1) / 2);
+}
+
+/* Seconds on CLOCK_MONOTONIC (under Bochs with clock: sync=none, emulated-instruction time). */
+static inline double
+e2e_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 #endif /* E2E_CODE_H */

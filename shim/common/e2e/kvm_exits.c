@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <linux/kvm.h>
@@ -30,15 +29,6 @@ fail(const char *what)
 {
 	printf("FAIL: %s (errno %d: %s)\n", what, errno, strerror(errno));
 	exit(1);
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static double
@@ -63,7 +53,7 @@ timed(uint32_t io, uint32_t cpuids)
 	regs.rflags = 0x2;
 	if (ioctl(vcpufd, KVM_SET_REGS, &regs) == -1)
 		fail("KVM_SET_REGS");
-	t = now();
+	t = e2e_now();
 	for (;;) {
 		if (ioctl(vcpufd, KVM_RUN, NULL) == -1) {
 			if (errno == EINTR)
@@ -79,7 +69,7 @@ timed(uint32_t io, uint32_t cpuids)
 		printf("FAIL: unexpected KVM exit %u\n", run->exit_reason);
 		exit(1);
 	}
-	t = now() - t;
+	t = e2e_now() - t;
 	if (ios != io) {
 		printf("FAIL: %lu I/O exits, want %u\n", ios, io);
 		exit(1);

@@ -8,16 +8,6 @@
  */
 #include "e2e.h"
 
-#include <time.h>
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static double
 timed(struct e2e_vm *vm, uint32_t io, uint32_t cpuids)
@@ -29,10 +19,10 @@ timed(struct e2e_vm *vm, uint32_t io, uint32_t cpuids)
 	e2e_code_exit_loop(vm->mem + E2E_CODE_GPA, io, cpuids);
 	if (e2e_vcpu_reset(vm, 0) == -1)
 		e2e_fail("reset");
-	t = now();
+	t = e2e_now();
 	if (e2e_run_to_halt(vm, 0, &rs, &why) == -1)
 		e2e_fail("run: %s", why);
-	t = now() - t;
+	t = e2e_now() - t;
 	if (rs.io_exits != io)
 		e2e_fail("%lu I/O exits, want %u", rs.io_exits, io);
 	return t;
