@@ -343,6 +343,18 @@ class Result:
     passed: bool = False
     problem: str = ""
 
+    def rows(self):
+        """(step, verdict, detail, host seconds or None, run or None) for every planned step."""
+        for s in self.plan.steps:
+            run = self.runs.get(s.name)
+            if s.skip:
+                yield s, "SKIP", s.skip, None, None
+            elif run is None:
+                yield s, "FAIL", "never started", None, None
+            else:
+                secs = run.end - run.begin if run.end is not None else None
+                yield s, run.verdict, run.detail, secs, run
+
     def to_json(self) -> dict:
         return {
             "title": self.plan.title,
@@ -350,15 +362,11 @@ class Result:
             "problem": self.problem,
             "machine": self.machine.describe if self.machine else None,
             "phases_s": {k: round(v, 2) for k, v in self.phases.items()},
-            "steps": [
-                {"name": s.name, "verdict": "SKIP" if s.skip else self.runs[s.name].verdict if s.name in self.runs
-                 else "FAIL", "detail": s.skip or (self.runs[s.name].detail if s.name in self.runs
-                                                   else "never ran"),
-                 "rc": self.runs[s.name].rc if s.name in self.runs else None,
-                 "seconds": round(self.runs[s.name].end - self.runs[s.name].begin, 2)
-                 if s.name in self.runs and self.runs[s.name].end is not None else None,
-                 "values": self.runs[s.name].values() if s.name in self.runs else {}}
-                for s in self.plan.steps],
+            "steps": [{"name": s.name, "verdict": verdict, "detail": detail,
+                       "rc": run.rc if run else None,
+                       "seconds": round(secs, 2) if secs is not None else None,
+                       "values": run.values() if run else {}}
+                      for s, verdict, detail, secs, run in self.rows()],
             "serial_log": str(self.serial_log),
         }
 
@@ -414,16 +422,9 @@ def run_plan(project, plan: Plan, cpu: str, smp: int, workdir: Path, module: Pat
 def report(res: Result, echo: Callable[[str], None]) -> None:
     echo("")
     echo(res.plan.title + (f" on {res.machine.describe}" if res.machine else ""))
-    for s in res.plan.steps:
-        if s.skip:
-            echo(f"  SKIP  {s.name:<13} {s.skip}")
-            continue
-        run = res.runs.get(s.name)
-        if run is None:
-            echo(f"  FAIL  {s.name:<13} never started")
-        else:
-            secs = f"{run.end - run.begin:6.1f}s" if run.end is not None else "      -"
-            echo(f"  {run.verdict:<5} {s.name:<13} {secs}  {run.detail}")
+    for s, verdict, detail, secs, _ in res.rows():
+        shown = f"{secs:6.1f}s" if secs is not None else "      -"
+        echo(f"  {verdict:<5} {s.name:<13} {shown}  {detail}")
     echo("phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in res.phases.items()))
     if not res.passed:
         echo(f"FAIL: {res.problem}")
