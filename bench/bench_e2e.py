@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nvmm_port import e2e  # noqa: E402
+from nvmm_port.run import e2e  # noqa: E402
 from nvmm_port.project import Project  # noqa: E402
 
 

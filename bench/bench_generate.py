@@ -18,11 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from nvmm_port.analyze import analyze_project, load_upstream  # noqa: E402
-from nvmm_port.extract import extract, write_spec  # noqa: E402
-from nvmm_port.generate import render_tree, write_tree  # noqa: E402
+from nvmm_port.analysis.analyze import analyze_project, load_upstream  # noqa: E402
+from nvmm_port.targets.extract import extract, write_spec  # noqa: E402
+from nvmm_port.targets.generate import render_tree, write_tree  # noqa: E402
 from nvmm_port.project import Project  # noqa: E402
-from nvmm_port.target import check_spec, load_spec  # noqa: E402
+from nvmm_port.targets.spec import check_spec, load_spec  # noqa: E402
 
 GOAL_WARM_S = 2.0
 

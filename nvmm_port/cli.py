@@ -182,14 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 # command -> (module, function): modules are imported only for the command that runs
 COMMANDS = {
-    "sync": ("sync", "run_sync_command"),
-    "analyze": ("analyze", "run_analyze_command"),
-    "generate": ("generate", "run_generate_command"),
-    "build": ("build", "run_build_command"),
-    "e2e": ("e2e", "run_e2e_command"),
-    "new-target": ("scaffold", "run_new_target_command"),
-    "surface": ("scaffold", "run_surface_command"),
-    "extract-target": ("extract", "run_extract_command"),
+    "sync": ("upstream.sync", "run_sync_command"),
+    "analyze": ("analysis.analyze", "run_analyze_command"),
+    "generate": ("targets.generate", "run_generate_command"),
+    "build": ("run.build", "run_build_command"),
+    "e2e": ("run.e2e", "run_e2e_command"),
+    "new-target": ("targets.scaffold", "run_new_target_command"),
+    "surface": ("targets.scaffold", "run_surface_command"),
+    "extract-target": ("targets.extract", "run_extract_command"),
 }
 
 

@@ -42,7 +42,7 @@ def reference_cache() -> Path | None:
     cache = project.cache_dir(REFERENCE)
     if not project.lock_path(REFERENCE).is_file() or not cache.is_dir():
         return None
-    from nvmm_port.lock import Lock, verify_cache
+    from nvmm_port.upstream.lock import Lock, verify_cache
     if not verify_cache(Lock.load(project.lock_path(REFERENCE)), cache).ok:
         return None
     return cache
@@ -53,7 +53,7 @@ def reference_surface():
     """The analysis of the real reference upstream (fresh, not from the parse cache)."""
     if reference_cache() is None:
         pytest.skip(HOW_TO_SYNC)
-    from nvmm_port.analyze import analyze_project
+    from nvmm_port.analysis.analyze import analyze_project
     return analyze_project(Project.find(ROOT), REFERENCE, use_cache=False)
 
 

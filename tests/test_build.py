@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nvmm_port.build import default_kdir, kbuild, read_modinfo
+from nvmm_port.run.build import default_kdir, kbuild, read_modinfo
 from nvmm_port.errors import PortError
 
 KDIR = default_kdir()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nvmm_port.cdecl import SignatureError, parse_signature
+from nvmm_port.analysis.cdecl import SignatureError, parse_signature
 
 
 @pytest.mark.parametrize("text,returns,types", [

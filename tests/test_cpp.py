@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nvmm_port import cpp
+from nvmm_port.analysis import preprocessor as cpp
 
 
 def test_mask_keeps_offsets_and_blanks_comments_and_strings():

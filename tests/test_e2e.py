@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import HOW_TO_SYNC, ROOT, reference_cache
-from nvmm_port import bochs, bootimage, e2e
-from nvmm_port.build import default_kdir, is_static_elf
+from nvmm_port.run import bochs, bootimage, e2e
+from nvmm_port.run.build import default_kdir, is_static_elf
 from nvmm_port.errors import PortError
 from nvmm_port.project import Project
 
@@ -179,12 +179,12 @@ def test_guest_programs_build_static_against_the_port(tmp_path):
         pytest.skip(HOW_TO_SYNC)
     if not Path("/usr/lib/x86_64-linux-gnu/libc.a").is_file():
         pytest.skip("no static C library: apt-get install libc6-dev")
-    from nvmm_port.generate import prepare, render_tree, write_tree
+    from nvmm_port.targets.generate import prepare, render_tree, write_tree
     project = Project.find(ROOT)
     spec, surface, cache = prepare(project, "linux", None)
     out = tmp_path / "linux"
     write_tree(render_tree(project, spec, surface, cache, False), out)
-    from nvmm_port.build import userland
+    from nvmm_port.run.build import userland
     userland(out, 2)
     progs = e2e.build_guest_programs(project, out, tmp_path / "bin")
     assert sorted(progs) == sorted(e2e.GUEST_PROGRAMS + e2e.PLAIN_PROGRAMS)

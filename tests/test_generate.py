@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import GOLDEN, TOYOS
-from nvmm_port import cpp
+from nvmm_port.analysis import preprocessor as cpp
 from nvmm_port.cli import main
 
 

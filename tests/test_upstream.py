@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from nvmm_port.analyze import analyze_tree
-from nvmm_port.catalog import Catalog
-from nvmm_port.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Upstream
-from nvmm_port.report import render
+from nvmm_port.analysis.analyze import analyze_tree
+from nvmm_port.analysis.catalog import Catalog
+from nvmm_port.analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Upstream
+from nvmm_port.analysis.report import render
 
 from conftest import ROOT
 

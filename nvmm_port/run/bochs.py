@@ -25,7 +25,7 @@ from typing import Callable
 
 import jinja2
 
-from .errors import PortError
+from ..errors import PortError
 
 BIOS = Path("/usr/share/bochs/BIOS-bochs-latest")
 VGABIOS = Path("/usr/share/vgabios/vgabios.bin")

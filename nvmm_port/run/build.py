@@ -19,9 +19,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import PortError
-from .generate import prepare, render_tree, write_tree
-from .target import check_spec
+from ..errors import PortError
+from ..targets.generate import prepare, render_tree, write_tree
+from ..targets.spec import check_spec
 
 _UNDEFINED = re.compile(r'modpost: "([^"]+)" \[([^\]]+)\] undefined!')
 _WARNING = re.compile(r"^(?:\./)?([^\s:]+):(\d+):(?:\d+:)? warning: (.*)$", re.M)

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .errors import PortError
+from ..errors import PortError
 
 #: Where a path map may put files in the internal view.
 DESTS = ("driver", "driver/x86", "libnvmm", "tests")

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import PortError
+from ..errors import PortError
 
 try:  # pragma: no cover - exercised implicitly
     import clang.cindex as ci

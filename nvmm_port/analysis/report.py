@@ -9,7 +9,7 @@ import jinja2
 
 from .catalog import MEMBERS, UNKNOWN
 from .model import Surface
-from .project import PACKAGE_DIR
+from ..project import PACKAGE_DIR
 
 TEMPLATES = PACKAGE_DIR.parent / "templates"
 

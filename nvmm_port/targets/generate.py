@@ -28,10 +28,10 @@ from pathlib import Path
 
 import jinja2
 
-from . import __version__
-from .model import OUT_OF_LINE, Surface
+from .. import __version__
+from ..analysis.model import OUT_OF_LINE, Surface
 from .render import Renderer, flatten
-from .target import TargetSpec, check_spec, load_spec, resolve_target
+from .spec import TargetSpec, check_spec, load_spec, resolve_target
 
 SOURCE_EXT = (".c", ".h", ".S", ".s")
 USER_ROLES = ("libnvmm", "tests")
@@ -148,7 +148,7 @@ def _glue(spec: TargetSpec, surface: Surface, jenv: jinja2.Environment, root: Pa
 def user_driver_headers(tree: Tree, spec: TargetSpec) -> set[str]:
     """The driver headers a userland build compiles: those reachable by #include from libnvmm and
     the tests on lines the userland compiles (nvmm.h, nvmm_ioctl.h, x86/nvmm_x86.h)."""
-    from . import cpp
+    from ..analysis import preprocessor as cpp
     from .render import target_env
     env = target_env(spec, False)
     work = [p for p in tree.files if p.startswith(USER_ROLES) and p.endswith(SOURCE_EXT)]
@@ -176,7 +176,7 @@ def _angle_includes(tree: Tree, spec: TargetSpec, upstream_world: set[str],
                     roots: tuple[str, ...] = ("driver/",), kernel: bool | None = None) -> list[str]:
     """<paths> the target's driver compiles in upstream's world (so each gets a compat header, if only a
     forwarding one); the glue includes the target kernel's own headers."""
-    from . import cpp
+    from ..analysis import preprocessor as cpp
     from .render import target_env
     paths = set()
     for rel, data in tree.files.items():
@@ -196,7 +196,7 @@ def target_needed_names(surface: Surface, renderer: Renderer, roles: tuple[str, 
     """BSD names used on upstream lines the target compiles (after its variation points are filled).
     For the userland roles the driver's headers count too, as a userland build compiles them; a name
     the program defines itself on a line the target compiles (a test's own PAGE_SIZE) is not needed."""
-    from .gen_compat import NeededNames
+    from .compat import NeededNames
     dead: dict[str, set[int]] = {}
     needed = NeededNames()
     user = "driver" not in roles
@@ -235,7 +235,7 @@ def spec_needed_names(spec: TargetSpec, surface: Surface, cache: Path) -> set[st
     sources and headers, and upstream's contract prototypes (nvmm_os.h outside its OS blocks, which
     the analysis leaves to the contract).  Only names the compat catalog knows matter; the caller
     intersects with the catalog (names defined in these texts themselves are dropped here)."""
-    from . import cpp
+    from ..analysis import preprocessor as cpp
     texts = [v.code for v in spec.variation_points.values() if v.code and v.id.startswith("driver/")]
     texts += [t for _, t in spec.bridge_sources + spec.glue_headers]
     contract = cache / surface.contract_file if surface.contract_file else None
@@ -260,10 +260,10 @@ def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], own: 
     if not spec.raw.get("compat", {}).get("emit", True):
         return {}
     try:
-        from . import gen_compat
+        from . import compat as gen_compat
     except ImportError:     # pragma: no cover - the catalog values land separately
         return {}
-    from .catalog import Catalog
+    from ..analysis.catalog import Catalog
     catalog = Catalog.load(project.shim_dir / "bsd" / "catalog.toml")
     comment = "\n".join(banner_lines(spec, surface, "compat/header.h.j2", project.root))
     needed.update(n for n in own if catalog.entry(n) is not None)
@@ -407,7 +407,7 @@ def write_tree(tree: Tree, out: Path) -> WriteReport:
 
 
 def prepare(project, target: str, upstream: str | None):
-    from .analyze import analyze_project, load_upstream
+    from ..analysis.analyze import analyze_project, load_upstream
     spec = load_spec(resolve_target(project, target))
     surface = analyze_project(project, upstream)
     _, cache, _ = load_upstream(project, surface.upstream.name)

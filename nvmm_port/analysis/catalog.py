@@ -38,7 +38,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import PortError
+from ..errors import PortError
 
 UNKNOWN = "unknown"
 MEMBERS = "struct members"

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import jinja2
 
-from . import cpp
-from .errors import PortError
-from .model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface, VariationPoint
-from .target import PrimitiveSpec, TargetSpec, VPSpec, block_primitives, enclosing_primitive
+from ..analysis import preprocessor as cpp
+from ..errors import PortError
+from ..analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface, VariationPoint
+from .spec import PrimitiveSpec, TargetSpec, VPSpec, block_primitives, enclosing_primitive
 
 
 def target_env(spec: TargetSpec, kernel: bool) -> cpp.Env:

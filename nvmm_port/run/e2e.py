@@ -26,7 +26,7 @@ import jinja2
 
 from . import bochs, bootimage
 from .build import build_target, is_static_elf, tree_lock
-from .errors import PortError
+from ..errors import PortError
 
 BACKENDS = {"vmx": "x86-vmx", "svm": "x86-svm"}
 KERNEL_CMDLINE = "console=ttyS0,115200 panic=-1 quiet rodata=off cryptomgr.notests=1"

@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from . import cpp, tomlw
-from .errors import PortError
-from .model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface
+from ..analysis import preprocessor as cpp
+from .. import tomlw
+from ..errors import PortError
+from ..analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface
 from .render import upstream_os_env
-from .target import block_primitives, enclosing_primitive
+from .spec import block_primitives, enclosing_primitive
 
 HEADER = """\
 # TargetSpec extracted by `gen.py extract-target --os {os}` from upstream {upstream}.
@@ -189,7 +190,7 @@ def write_spec(files: dict[str, str], out_dir: Path) -> None:
 
 
 def run_extract_command(project, args) -> int:
-    from .analyze import analyze_project, load_upstream
+    from ..analysis.analyze import analyze_project, load_upstream
     surface = analyze_project(project, args.upstream)
     _, cache, _ = load_upstream(project, surface.upstream.name)
     files = extract(surface, cache, args.os)

@@ -46,9 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import cdecl
-from .errors import PortError
-from .model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, PRIMITIVE_KINDS, STATIC_INLINE, TYPEDEF, Surface
+from ..analysis import cdecl
+from ..errors import PortError
+from ..analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, PRIMITIVE_KINDS, STATIC_INLINE, TYPEDEF, Surface
 
 BUILD_SYSTEMS = ("kbuild", "jam", "bsdmake", "none")
 VP_FORMS = ("same_as", "code", "file", "omit", "items")
@@ -259,7 +259,7 @@ def _primitive(spec_dir: Path, toml_path: Path, name: str, entry: Any) -> Primit
 
 def _first_definition_head(source: str) -> str:
     """The declaration part of the first function definition in a fragment (comments dropped)."""
-    from .cpp import mask_text
+    from ..analysis.preprocessor import mask_text
     masked = mask_text(source)
     # skip preprocessor lines and the helpers before the definition whose name we check: the
     # primitive's definition is the last top-level function in the fragment

@@ -20,9 +20,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__, cdecl, clangparse, cpp
+from .. import __version__
+from . import cdecl, clangparse, preprocessor as cpp
 from .catalog import MEMBERS, UNKNOWN, Catalog
-from .errors import PortError
+from ..errors import PortError
 from .model import (FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, CallSite,
                     Definition, FileCoverage, ForeignIdentifier, Primitive, Surface, Upstream,
                     VariationPoint, VPBranch)
@@ -891,7 +892,7 @@ def _asm_scopes(scan: cpp.FileScan) -> list[tuple[int, int, str]]:
 
 def load_upstream(project, name: str | None):
     """The lock and cache dir of an upstream, verified to match."""
-    from .lock import Lock, verify_cache
+    from ..upstream.lock import Lock, verify_cache
     name = project.resolve_upstream(name)
     lock_path = project.lock_path(name)
     lock = Lock.load(lock_path)
@@ -942,7 +943,7 @@ def _cache_key(lock, catalog: Catalog) -> str:
     for f in sorted(lock.files, key=lambda f: f.path):
         h.update(f"{f.path}\0{f.sha256}\n".encode())
     h.update(catalog.path.read_bytes())
-    for mod in ("analyze.py", "cpp.py", "clangparse.py", "cdecl.py", "model.py", "catalog.py"):
+    for mod in ("analyze.py", "preprocessor.py", "clangparse.py", "cdecl.py", "model.py", "catalog.py"):
         h.update((Path(__file__).parent / mod).read_bytes())
     return h.hexdigest()[:16]
 

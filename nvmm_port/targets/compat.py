@@ -39,9 +39,9 @@ from pathlib import Path
 
 import jinja2
 
-from .catalog import CONTEXTS, Catalog, Entry
-from .errors import PortError
-from .project import PACKAGE_DIR
+from ..analysis.catalog import CONTEXTS, Catalog, Entry
+from ..errors import PortError
+from ..project import PACKAGE_DIR
 
 TEMPLATES = PACKAGE_DIR.parent / "templates"
 UMBRELLA = "nvmm_compat.h"

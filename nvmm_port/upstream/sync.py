@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from . import __version__
-from .errors import PortError
+from .. import __version__
+from ..errors import PortError
 from .layout import (ALL_ROOTS, DESTS, TESTS_DEST, PathMap, clean_rel, detect_layout, excluded,
                      expected_layouts, known_map, layout_of_maps, map_path, owning_map, flat_test_groups)
 from .lock import Lock, LockedFile, safe_rel, sha256_bytes, valid_name, verify_cache
-from .project import Project
+from ..project import Project
 
 DEFAULT_MIRRORS = "/work/.mirror"
 _HEX = re.compile(r"[0-9a-fA-F]{4,64}\Z")

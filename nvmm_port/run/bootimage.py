@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from .build import is_static_elf
-from .errors import PortError
+from ..errors import PortError
 
 # x86 boot protocol offsets (Documentation/x86/boot.rst): setup_sects, payload_offset/length,
 # init_size, kernel_version pointer.

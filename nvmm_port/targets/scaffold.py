@@ -8,10 +8,10 @@ from pathlib import Path
 
 import jinja2
 
-from .errors import PortError
+from ..errors import PortError
 from .extract import write_spec
-from .model import Surface
-from .target import TargetSpec, block_primitives, enclosing_primitive, load_spec, resolve_target
+from ..analysis.model import Surface
+from .spec import TargetSpec, block_primitives, enclosing_primitive, load_spec, resolve_target
 
 
 def _semantics(project) -> dict[str, str]:
@@ -55,7 +55,7 @@ def scaffold(project, name: str, surface: Surface, macro: str | None) -> dict[st
 
 
 def run_new_target_command(project, args) -> int:
-    from .analyze import analyze_project
+    from ..analysis.analyze import analyze_project
     if not args.name.replace("-", "_").isidentifier():
         raise PortError(f"'{args.name}' is not a usable target name", project.shim_dir,
                         "use letters, digits, - and _")
@@ -106,15 +106,15 @@ def surface_report(spec: TargetSpec, surface: Surface, project) -> dict:
     try:
         if exact:
             # complete spec: exactly what generate emits (names on lines the target compiles)
-            from .analyze import load_upstream
+            from ..analysis.analyze import load_upstream
             from .generate import render_tree
             _, cache, _ = load_upstream(project, surface.upstream.name)
             compat = sorted(p[len("compat/"):] for p in render_tree(project, spec, surface, cache, False).files
                             if p.startswith("compat/"))
         elif spec.raw.get("compat", {}).get("emit", True):
             # incomplete: approximate with every name of the base flavour
-            from . import gen_compat
-            from .catalog import Catalog
+            from . import compat as gen_compat
+            from ..analysis.catalog import Catalog
             catalog = Catalog.load(project.shim_dir / "bsd" / "catalog.toml")
             needed = gen_compat.needed_names(surface.foreign_identifiers, flavour=spec.base) | spec.compat_needs
             compat = sorted(gen_compat.render_compat(catalog, needed, spec.provides, "kernel", ""))
@@ -126,7 +126,7 @@ def surface_report(spec: TargetSpec, surface: Surface, project) -> dict:
 
 def run_surface_command(project, args) -> int:
     import json
-    from .analyze import analyze_project
+    from ..analysis.analyze import analyze_project
     spec = load_spec(resolve_target(project, args.target))
     surface = analyze_project(project, args.upstream)
     rep = surface_report(spec, surface, project)

@@ -1,0 +1,3 @@
+"""Targets: the TargetSpec schema, rendering a port tree from the model, compat headers, extract and scaffold.
+
+Imports: analysis/, upstream/ and the base layer."""

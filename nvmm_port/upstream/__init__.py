@@ -1,0 +1,3 @@
+"""Upstream NVMM: known layouts, the provenance lock and syncing a tree into the cache.
+
+Imports: the base layer (errors, project, tomlw) only."""
