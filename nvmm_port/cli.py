@@ -15,6 +15,7 @@ DESCRIPTION = """\
 Retarget the NVMM hypervisor to other kernels.
 
 Typical flow for a porter:
+  gen.py setup                        install the Debian packages builds, e2e runs and the tests need
   gen.py sync --name dragonfly-2024 --git MIRROR --ref 8b7bc49ce0   import upstream, write upstream/NAME.lock
   gen.py analyze                      the porting surface: os_* primitives, variation points, BSD names
   gen.py new-target myos              scaffold shim/myos/target.toml, one TODO per primitive and variation point
@@ -162,6 +163,60 @@ def _add_e2e(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel make jobs")
 
 
+def _add_setup(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "setup", help="install the Debian packages a job needs (idempotent; says what and why)",
+        description=("Install the Debian packages that building a port (build), running it under Bochs (e2e) "
+                     "and the test suite (test) need, saying for each what it is for. Packages already "
+                     "installed are left alone; the guest kernel image and source are those of the newest "
+                     "linux-headers-*-amd64, planned once the headers are in. Python packages come from "
+                     "pyproject.toml (pip install -e '.[test]'). Needs root (or sudo) unless nothing is missing."))
+    p.add_argument("--for", dest="jobs", default="all", metavar="JOB[,JOB]",
+                   help="build, e2e, test or all (default all; e2e implies build)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and install nothing")
+
+
+def _setup_command(project: Project, args: argparse.Namespace) -> int:
+    from .run import system
+    jobs = system.parse_jobs(args.jobs)
+    system.check_platform()
+
+    def show(pl: system.Plan) -> None:
+        groups: dict[str, list[system.Step]] = {}
+        for s in pl.steps:
+            groups.setdefault(s.why, []).append(s)
+        for why, steps in groups.items():
+            todo = [s.package for s in steps if not s.installed]
+            mark = "ok" if not todo else ("missing" if args.dry_run else "install")
+            print(f"  {mark:8s}{' '.join(s.package for s in steps)}: {why}")
+
+    print(f"setup for {', '.join(jobs)}:")
+    first = system.plan(jobs)
+    show(first)
+    if not args.dry_run:
+        system.install(first.missing, lambda line: print(f"    | {line}"))
+    missing = list(first.missing)
+    if "e2e" in jobs:
+        release = system.headers_release()
+        if release is None and args.dry_run:
+            print("  (the guest kernel image and source follow from the headers, once installed)")
+        elif release is None:
+            raise PortError("linux-headers-amd64 installed no /usr/src/linux-headers-*-amd64", "/usr/src",
+                            "check the package on this Debian release")
+        else:
+            second = system.plan(jobs, system.kernel_needs(release))
+            show(second)
+            if not args.dry_run:
+                system.install(second.missing, lambda line: print(f"    | {line}"))
+            missing += second.missing
+    if args.dry_run:
+        print(f"{len(missing)} package(s) to install" + (f": {' '.join(missing)}" if missing else ""))
+    else:
+        print(f"setup done: {len(missing)} package(s) installed" + (f" ({' '.join(missing)})" if missing else
+                                                                     ", everything was there"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nvmm-port", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -169,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--project", metavar="DIR", help="project root (default: this checkout)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    _add_setup(sub)
     _add_sync(sub)
     _add_analyze(sub)
     _add_generate(sub)
@@ -198,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     project = Project.find(args.project)
     try:
+        if args.command == "setup":
+            return _setup_command(project, args)
         module_name, function = COMMANDS[args.command]
         module = importlib.import_module(f".{module_name}", __package__)
         return getattr(module, function)(project, args)

@@ -1,0 +1,177 @@
+"""The Debian packages each job needs, and installing them (``gen.py setup``).
+
+One table, :data:`NEEDS`, says for every job which Debian packages it needs and why.  README's first
+command and ``.ci/run`` both install through :func:`plan` / :func:`install`, so the two never
+diverge.  Python packages are not here: they come from pyproject.toml.
+
+Jobs:
+  build   render and build a port: sync reads git mirrors, Kbuild needs the kernel headers and a C
+          toolchain, libnvmm and upstream's tests link static against the C library's archive
+  e2e     boot the built port under Bochs: the emulator and its ROMs, busybox for the initramfs, an
+          isolinux ISO, script(1) for Bochs' terminal display, the Debian kernel image of exactly the
+          release the headers are for, and (for the once-per-clone LZ4 re-wrap that saves ~40 s per
+          boot) the matching linux-source and its build tools
+  test    what the test suite adds: unifdef, the independent oracle of the generator's round trips
+
+The kernel image and source depend on which headers ``linux-headers-amd64`` brought, so they are
+planned in a second round, after the first is installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import PortError
+
+JOBS = ("build", "e2e", "test")
+
+
+@dataclass(frozen=True)
+class Need:
+    """Debian packages one job needs, and why."""
+
+    jobs: tuple[str, ...]
+    packages: tuple[str, ...]
+    why: str
+
+
+NEEDS: tuple[Need, ...] = (
+    Need(("build",), ("git",), "sync reads upstream from git mirrors (git cat-file, no checkout)"),
+    Need(("build",), ("make", "gcc", "libc6-dev", "binutils"),
+         "Kbuild and Makefile.userland: cc, make, ar, and libc.a for the static libnvmm tests"),
+    Need(("build",), ("linux-headers-amd64",), "the kernel build directory the Linux module is built against"),
+    Need(("e2e",), ("bochs", "bochsbios", "vgabios", "bochs-term"),
+         "Bochs 2.7 emulates VT-x+EPT and AMD-V+NPT; its BIOS, VGA BIOS and terminal display"),
+    Need(("e2e",), ("busybox-static",), "the guest's userland: a static busybox in the initramfs"),
+    Need(("e2e",), ("xorriso", "isolinux", "syslinux-common"), "the bootable isolinux ISO Bochs boots"),
+    Need(("e2e",), ("bsdutils",), "script(1): Bochs' term display needs a pseudo-terminal"),
+    Need(("e2e",), ("flex", "bison", "bc", "lz4", "libelf-dev", "libssl-dev"),
+         "re-wrapping the guest kernel with an LZ4 decompressor (once per clone, ~40 s less per boot)"),
+    Need(("test",), ("unifdef",), "the independent oracle the flatten round trips are checked against"),
+)
+
+
+@dataclass
+class Step:
+    """One package in the plan: installed already, or to install, and why."""
+
+    package: str
+    why: str
+    installed: bool
+
+
+@dataclass
+class Plan:
+    jobs: tuple[str, ...]
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[str]:
+        return [s.package for s in self.steps if not s.installed]
+
+
+Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+
+def _query(packages: Sequence[str], run: Runner) -> set[str]:
+    """The packages among ``packages`` dpkg has installed."""
+    if not packages:
+        return set()
+    proc = run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\\n", *packages])
+    return {line.split()[0] for line in proc.stdout.splitlines() if line.endswith(" installed")}
+
+
+def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+
+
+def headers_release(src: Path = Path("/usr/src")) -> str | None:
+    """The release of the newest Debian ``linux-headers-*-amd64`` installed (what builds use)."""
+    found = sorted(src.glob("linux-headers-*-amd64"), key=lambda p: [int(x) for x in re.findall(r"\d+", p.name)])
+    return found[-1].name.removeprefix("linux-headers-") if found else None
+
+
+def kernel_needs(release: str) -> list[Need]:
+    """The second round: the guest kernel of exactly the headers' release, and its source."""
+    major_minor = ".".join(release.split(".")[:2])
+    return [
+        Need(("e2e",), (f"linux-image-{release}",),
+             f"the guest kernel: the release the module is built against ({release})"),
+        Need(("e2e",), (f"linux-source-{major_minor}",),
+             "the kernel's source, for the LZ4 re-wrap of that image (byte-identical kernel)"),
+    ]
+
+
+def parse_jobs(spec: str) -> tuple[str, ...]:
+    """``build``, ``e2e``, ``test``, ``all`` or a comma list; e2e implies build."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if "all" in names:
+        return JOBS
+    unknown = [n for n in names if n not in JOBS]
+    if unknown or not names:
+        raise PortError(f"unknown job {', '.join(unknown) or repr(spec)} for --for", None,
+                        f"use one of {', '.join(JOBS)}, all, or a comma list")
+    if "e2e" in names and "build" not in names:
+        names.insert(0, "build")
+    return tuple(j for j in JOBS if j in names)
+
+
+def plan(jobs: Sequence[str], needs: Sequence[Need] = NEEDS, run: Runner = _run) -> Plan:
+    """What each job needs and whether dpkg has it already."""
+    result = Plan(tuple(jobs))
+    wanted = [(pkg, need.why) for need in needs if set(need.jobs) & set(jobs) for pkg in need.packages]
+    have = _query([p for p, _ in wanted], run)
+    seen: set[str] = set()
+    for pkg, why in wanted:
+        if pkg not in seen:
+            seen.add(pkg)
+            result.steps.append(Step(pkg, why, pkg in have))
+    return result
+
+
+def check_platform() -> None:
+    """Setup installs Debian packages: say so plainly elsewhere."""
+    if not shutil.which("apt-get") or not shutil.which("dpkg-query"):
+        packages = sorted({p for n in NEEDS for p in n.packages})
+        raise PortError("gen.py setup installs Debian packages, and this system has no apt-get/dpkg-query", None,
+                        "install the equivalents of these by hand: " + " ".join(packages))
+
+
+def apt_command(packages: Sequence[str]) -> list[list[str]]:
+    """The commands that install ``packages`` (through sudo when not root)."""
+    sudo: list[str] = []
+    if os.geteuid() != 0:
+        if not shutil.which("sudo"):
+            raise PortError("installing Debian packages needs root, and there is no sudo", None,
+                            "run gen.py setup as root")
+        sudo = ["sudo"]
+    return [
+        [*sudo, "apt-get", "update", "-q"],
+        [*sudo, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
+         "--no-install-recommends", *packages],
+    ]
+
+
+def install(packages: Sequence[str], stream: Callable[[str], None]) -> None:
+    """apt-get update + install, streaming apt's output; a failure is a PortError naming the packages."""
+    if not packages:
+        return
+    for cmd in apt_command(packages):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        tail: list[str] = []
+        for line in proc.stdout:
+            stream(line.rstrip("\n"))
+            tail = (tail + [line.rstrip("\n")])[-12:]
+        rc = proc.wait()
+        if rc != 0:
+            what = "apt-get update" if "update" in cmd else f"apt-get install {' '.join(packages)}"
+            raise PortError(f"`{what}` failed (exit {rc})", None,
+                            "read apt's output above; the packages must be reachable from this machine's "
+                            "Debian sources", tail)
