@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PortError
+from .diagnostics import build_failure
 from ..targets.generate import prepare, render_tree, write_tree
 from ..targets.spec import check_spec
 
@@ -95,9 +96,7 @@ def kbuild(out: Path, kdir: Path, module: str, jobs: int) -> BuildResult:
     for m in _OBJTOOL.finditer(text):
         res.warnings.setdefault(_rel(m.group(1), out), []).append(f"objtool: {m.group(2)}")
     if proc.returncode != 0 and not res.undefined:
-        tail = "\n".join(text.strip().splitlines()[-15:])
-        raise PortError(f"the kernel module did not build (make exit {proc.returncode})", log,
-                        "read the log; the last lines are below", tail.splitlines())
+        raise build_failure(f"the kernel module did not build (make exit {proc.returncode})", text, log, out)
     ko = out / f"{module}.ko"
     if ko.is_file():
         res.module = ko
@@ -141,9 +140,7 @@ def userland(out: Path, jobs: int, cc: str | None = None) -> UserlandResult:
     for m in _WARNING.finditer(text):
         res.warnings.setdefault(_rel(m.group(1), out), []).append(f"{m.group(2)}: {m.group(3)}")
     if proc.returncode != 0:
-        tail = "\n".join(text.strip().splitlines()[-15:])
-        raise PortError(f"libnvmm or the tests did not build (make exit {proc.returncode})", log,
-                        "read the log; the last lines are below", tail.splitlines())
+        raise build_failure(f"libnvmm or the tests did not build (make exit {proc.returncode})", text, log, out)
     mk = (out / "Makefile.userland").read_text()
     m = re.search(r"^PROGRAMS := (.*)$", mk, re.M)
     for rel in (m.group(1).split() if m else []):
