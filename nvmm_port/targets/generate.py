@@ -30,6 +30,8 @@ import jinja2
 
 from .. import __version__
 from ..analysis.model import OUT_OF_LINE, Surface
+from . import origins
+from .origins import SpecOrigins
 from .render import Renderer, flatten
 from .spec import TargetSpec, check_spec, load_spec, resolve_target
 
@@ -69,7 +71,7 @@ def banner_lines(spec: TargetSpec, surface: Surface, template: str, project_root
 
 def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: bool) -> Tree:
     tree = Tree()
-    renderer = Renderer(spec, surface, cache, project.templates_dir)
+    renderer = Renderer(spec, surface, cache, project.templates_dir, project.root)
     jenv = _jinja(project.templates_dir)
     for rel in surface.upstream.files:
         data = (cache / rel).read_bytes()
@@ -139,10 +141,17 @@ def _glue(spec: TargetSpec, surface: Surface, jenv: jinja2.Environment, root: Pa
                  and not spec.primitives[p.name].external and not spec.primitives[p.name].native]
     if not functions and not spec.glue_sources:
         return None
+    where = SpecOrigins(spec, root)
+
+    def fragment(rel: str, text: str) -> dict[str, str]:
+        """A fragment's text as the glue holds it, after a #line naming its file and first line."""
+        return {"path": rel, "text": text.strip(),
+                "line": where.fragment(rel, 1 + origins.lead_lines(text)).directive()}
     return jenv.get_template("glue/glue.c.j2").render(
         banner=banner_lines(spec, surface, "glue/glue.c.j2", root), spec=spec,
-        includes=spec.glue.get("includes", []), functions=functions,
-        fragments=spec.glue_sources)
+        includes=spec.glue.get("includes", []),
+        functions=[fragment(p.file, p.source) for p in functions if p.file],
+        fragments=[fragment(rel, text) for rel, text in spec.glue_sources])
 
 
 def user_driver_headers(tree: Tree, spec: TargetSpec) -> set[str]:

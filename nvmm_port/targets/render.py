@@ -11,6 +11,9 @@ of upstream's own OSes (the extracted netbsd/dragonfly specs), its own branch is
 
 Contract blocks (the OS-conditional groups of nvmm_os.h) are rendered from the spec's
 primitive entries through ``templates/contract/primitives.j2``.
+
+Text from the spec is framed by ``#line`` directives (``origins``): a compiler error in it names
+the spec file and line the porter edits; upstream's own lines, copied or not, carry none.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from pathlib import Path
 import jinja2
 
 from ..analysis import preprocessor as cpp
-from ..errors import PortError
 from ..analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface, VariationPoint
+from ..errors import PortError
+from . import origins
+from .origins import Origin, SpecOrigins
 from .spec import PrimitiveSpec, TargetSpec, VPSpec, block_primitives, enclosing_primitive
 
 
@@ -59,10 +64,12 @@ class Edit:
 
 
 class Renderer:
-    def __init__(self, spec: TargetSpec, surface: Surface, root: Path, templates: Path):
+    def __init__(self, spec: TargetSpec, surface: Surface, root: Path, templates: Path,
+                 project_root: Path | None = None):
         self.spec = spec
         self.surface = surface
         self.root = root
+        self.origins = SpecOrigins(spec, project_root)
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
                                  trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
         self.prim_tpl = env.get_template("contract/primitives.j2")
@@ -99,19 +106,20 @@ class Renderer:
                 self.changed.setdefault(path, []).append(vp.id)
         for e in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
             lines[e.start - 1:e.end] = e.lines
-        return "\n".join(lines)
+        return origins.renumber("\n".join(lines), path)
 
     # ---- what the target wants at a variation point
 
     def desired(self, vp: VariationPoint, kernel: bool) -> tuple[str, str | None]:
-        """("same_as", os) or ("text", body or None for nothing)."""
+        """("same_as", os) or ("text", body or None for nothing).  Spec text comes framed by
+        ``#line`` directives: to its spec file and line first, back to ``vp.file`` after."""
         spec = self.spec.variation_points.get(vp.id)
         enclosing = self._enclosing_primitive(vp)
         if enclosing is not None and (spec is None or spec.todo is not None):
             p = self.spec.primitives[enclosing]
-            return ("text", (p.body or "").rstrip("\n"))
+            return ("text", self._framed((p.body or "").rstrip("\n"), self._body_origin(p), vp.file))
         if spec is None and vp.in_contract and block_primitives(vp, self.surface):
-            return ("text", self.contract_arm(vp, None))
+            return ("text", self._framed(self.contract_arm(vp, None), None, vp.file))
         if spec is None:
             raise PortError(f"no entry for variation point {vp.id}", self.spec.toml_path,
                             f'add [variation_points."{vp.id}"]')
@@ -120,28 +128,84 @@ class Renderer:
         if spec.omit:
             return ("text", None)
         if spec.items is not None:
-            return ("text", self.contract_arm(vp, spec))
-        return ("text", (spec.code or "").rstrip("\n"))
+            return ("text", self._framed(self.contract_arm(vp, spec), None, vp.file))
+        if spec.file:
+            where = self.origins.fragment(spec.file)
+        else:
+            where = self.origins.value(("variation_points", vp.id), "code") or \
+                self.origins.table("variation_points", vp.id)
+        return ("text", self._framed((spec.code or "").rstrip("\n"), where, vp.file))
+
+    @staticmethod
+    def _framed(text: str, where: Origin | None, path: str) -> str:
+        """``text`` from ``where`` (None: it holds its own directives), then a ``#line`` back to ``path``."""
+        if not origins.strip(text).strip():
+            return text
+        head = [where.directive()] if where is not None else []
+        return "\n".join(head + [text, origins.back(path)])
+
+    def _body_origin(self, p: PrimitiveSpec) -> Origin:
+        """Where a primitive's body (or, for those without one, its declaration) is written."""
+        table = ("primitives", p.name)
+        raw = self.spec.raw.get("primitives", {}).get(p.name, {})
+        if "body" not in raw and p.file:
+            return self.origins.fragment(p.file, 1 + origins.lead_lines(p.source))
+        for key in ("body", "declaration", "type", "returns"):
+            if key in raw:
+                found = self.origins.value(table, key)
+                if found is not None:
+                    return found
+        return self.origins.table(*table)
 
     def _enclosing_primitive(self, vp: VariationPoint) -> str | None:
         name = enclosing_primitive(vp, self.surface)
         return name if name in self.spec.primitives else None
 
     def contract_arm(self, vp: VariationPoint, spec: VPSpec | None) -> str:
-        """The target's arm of a contract block: its primitives rendered, in order, with raw items."""
+        """The target's arm of a contract block: its primitives rendered, in order, with raw items,
+        each after a ``#line`` to the spec text it comes from (when the previous one does not
+        already number it right)."""
         items = spec.items if spec is not None and spec.items is not None else \
             ["@" + n for n in block_primitives(vp, self.surface) if self._defined_in_block(n)]
-        parts = []
+        pieces: list[tuple[list[str], dict[int, Origin]]] = []
         for item in items:
             if item.startswith("@"):
                 name = item[1:]
                 if name not in self.spec.primitives:
                     raise PortError(f'{vp.id}: items name primitive "{name}", which has no entry',
                                     self.spec.toml_path, f"add [primitives.{name}]")
-                parts.append(self.render_primitive(self.spec.primitives[name]))
+                p = self.spec.primitives[name]
+                text = self.render_primitive(p)
+                if text is not None:
+                    pieces.append((text.split("\n"), self._primitive_marks(p, text)))
             else:
-                parts.append(item.rstrip("\n"))
-        return _align_defines("\n".join(p for p in parts if p is not None))
+                text = item.rstrip("\n")
+                where = self.origins.value(("variation_points", vp.id), "items", text.split("\n")[0]) or \
+                    self.origins.table("variation_points", vp.id)
+                pieces.append((text.split("\n"), {0: where}))
+        out: list[str] = []
+        at: Origin | None = None        # what the next line is numbered, after the last directive
+        for lines, marks in pieces:
+            for i, line in enumerate(lines):
+                if i in marks and marks[i] != at:
+                    out.append(marks[i].directive())
+                    at = marks[i]
+                out.append(line)
+                at = at.shifted(1) if at is not None else None
+        return _align_defines("\n".join(out))
+
+    def _primitive_marks(self, p: PrimitiveSpec, text: str) -> dict[int, Origin]:
+        """Origins of a rendered primitive's lines: its body's first line where the spec writes it;
+        the lines before it (a static inline's head) just above, or at its table when that would
+        leave the file."""
+        body = self._body_origin(p)
+        if p.kind != STATIC_INLINE or not p.body:
+            return {0: body}
+        lines = text.split("\n")
+        first = p.body.split("\n")[0]
+        at = next((i for i, ln in enumerate(lines) if ln == first), 0)
+        head = body.shifted(-at) if body.line > at else self.origins.table("primitives", p.name)
+        return {0: head, at: body}
 
     def _defined_in_block(self, name: str) -> bool:
         """Whether the target defines this primitive in the contract header (not only in the glue)."""
@@ -154,7 +218,7 @@ class Renderer:
         if p.native or (p.kind == OUT_OF_LINE and not p.returns and not p.declaration):
             return None
         ctx = {"p": p, "kind": {OBJECT_MACRO: "object", FUNCTION_MACRO: "function", TYPEDEF: "typedef",
-                               STATIC_INLINE: "inline", OUT_OF_LINE: "prototype"}[p.kind]}
+                               STATIC_INLINE: "inline", OUT_OF_LINE: "prototype"}[p.kind or ""]}
         text = self.prim_tpl.render(**ctx).rstrip("\n")
         return text
 
@@ -184,7 +248,7 @@ class Renderer:
                     return [self._extend(want_branch, lines, macro)]
             return self._place(blk, lines, taken, body, env, vp)
         body = value
-        if taken is not None and body is not None and _same_text(_body(lines, taken), body):
+        if taken is not None and body is not None and _same_text(_body(lines, taken), origins.strip(body)):
             self.chosen[vp.id] = taken
             return []
         if taken is None and body is None:
@@ -218,7 +282,7 @@ class Renderer:
     def _owned_by_others(self, br: cpp.Branch) -> bool:
         """A branch we may extend with `|| defined(MACRO)`: its condition names an OS."""
         try:
-            return bool(cpp.names_in(br.expr) & set(cpp.OS_MACROS))
+            return bool(cpp.names_in(_cond(br)) & set(cpp.OS_MACROS))
         except cpp.ConditionError:
             return False
 
@@ -226,7 +290,7 @@ class Renderer:
         for br in blk.branches:
             if br.kind == "else":
                 return br
-            v = cpp.evaluate(br.expr, env)
+            v = cpp.evaluate(_cond(br), env)
             if v is None:
                 raise PortError(f"cannot tell which branch of {vp.id} the target takes: '{br.condition}' "
                                 "depends on macros other than the OS's", self.root / vp.file,
@@ -236,8 +300,7 @@ class Renderer:
         return None
 
     def _extend(self, br: cpp.Branch, lines: list[str], macro: str) -> Edit:
-        expr = br.expr
-        cond = cpp.unparse(cpp.Binary("||", expr, cpp.Defined(macro)))
+        cond = cpp.unparse(cpp.Binary("||", _cond(br), cpp.Defined(macro)))
         head = "#if" if br.kind in ("if", "ifdef", "ifndef") else "#elif"
         return Edit(br.line, br.body_start - 1, [cpp._directive_line(lines, br.line, f"{head} {cond}")])
 
@@ -267,11 +330,19 @@ class Renderer:
             env.pop(self.spec.macro, None)
             env[self.spec.macro] = None
             try:
-                if cpp.evaluate(br.expr, env):
+                if cpp.evaluate(_cond(br), env):
                     return False
             except cpp.ConditionError:
                 return False
-        return self.spec.macro in cpp.names_in(br.expr)
+        return self.spec.macro in cpp.names_in(_cond(br))
+
+
+def _cond(br: cpp.Branch) -> cpp.Expr:
+    """The condition of an #if/#elif branch (an #else has none)."""
+    expr = br.expr
+    if expr is None:
+        raise ValueError(f"the #else at line {br.line} has no condition")
+    return expr
 
 
 def _body(lines: list[str], br: cpp.Branch) -> str:
@@ -301,4 +372,4 @@ def _align_defines(text: str) -> str:
 
 
 def flatten(text: str, spec: TargetSpec, path: str) -> str:
-    return cpp.unifdef(text, os_only_env(spec), path)
+    return origins.renumber(cpp.unifdef(text, os_only_env(spec), path), path)

@@ -8,7 +8,9 @@
 #include <sys/types.h>
 
 #if defined(__x86_64__)
+#line 135 "toyos/target.toml"
 #include "x86/nvmm_x86.h"
+#line 14 "driver/nvmm.h"
 #endif
 
 #define NVMM_KERN_VERSION	3

@@ -7,7 +7,9 @@
 #error "nvmm_internal.h is for the kernel only"
 #endif
 
+#line 138 "toyos/target.toml"
 #define NVMM_MAX_RAM	(64ULL * 1024 * 1024 * 1024)
+#line 13 "driver/nvmm_internal.h"
 
 #include "nvmm_os.h"
 

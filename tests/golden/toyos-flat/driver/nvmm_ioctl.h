@@ -5,7 +5,9 @@
 
 #include <sys/ioccom.h>
 
+#line 141 "toyos/target.toml"
 #include "nvmm.h"
+#line 11 "driver/nvmm_ioctl.h"
 
 struct nvmm_ioc_capability {
 	struct nvmm_capability cap;

@@ -5,30 +5,35 @@
  * Do not edit: change toyos/ and run gen.py generate again.
  *
  * toyos port of the mini-nvmm fixture: the out-of-line os_* primitives
- * and the device glue.
+ * and the device glue.  Each fragment starts with a #line naming its file in the spec, so the
+ * compiler's messages name the line to edit there.
  */
 
 #include "nvmm.h"
 #include "nvmm_internal.h"
 
+#line 1 "toyos/primitives/os_vmspace_create.c"
 os_vmspace_t *
 os_vmspace_create(vaddr_t lo, vaddr_t hi)
 {
 	return toy_gspace_new(lo, hi);
 }
 
+#line 1 "toyos/primitives/os_vmspace_fault.c"
 int
 os_vmspace_fault(os_vmspace_t *vm, vaddr_t gpa, vm_prot_t prot)
 {
 	return toy_gspace_fill(vm, gpa, prot);
 }
 
+#line 1 "toyos/primitives/os_pagemem_zalloc.c"
 void *
 os_pagemem_zalloc(size_t size)
 {
 	return toy_page_zalloc(roundup(size, PAGE_SIZE) / PAGE_SIZE);
 }
 
+#line 1 "toyos/primitives/os_pagemem_free.c"
 void
 os_pagemem_free(void *ptr, size_t size)
 {

@@ -13,7 +13,9 @@
 #elif defined(__DragonFly__)
 #include <dev/virtual/nvmm/x86/nvmm_x86.h>	/* DragonFly path */
 #elif defined(__toyos__)
+#line 135 "toyos/target.toml"
 #include "x86/nvmm_x86.h"
+#line 19 "driver/nvmm.h"
 #endif
 #endif
 

@@ -12,7 +12,9 @@
 #elif defined(__DragonFly__)
 #define NVMM_MAX_RAM		(64ULL << 30)
 #elif defined(__toyos__)
+#line 138 "toyos/target.toml"
 #define NVMM_MAX_RAM	(64ULL * 1024 * 1024 * 1024)
+#line 18 "driver/nvmm_internal.h"
 #else
 #error "Unsupported OS."
 #endif

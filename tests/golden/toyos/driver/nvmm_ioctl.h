@@ -10,7 +10,9 @@
 #elif defined(__DragonFly__)
 #include <dev/virtual/nvmm/nvmm.h>
 #elif defined(__toyos__)
+#line 141 "toyos/target.toml"
 #include "nvmm.h"
+#line 16 "driver/nvmm_ioctl.h"
 #else
 #error "Unsupported OS."
 #endif

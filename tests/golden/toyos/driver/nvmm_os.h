@@ -25,13 +25,17 @@
 #include <vm/vm_extern.h>
 #include <machine/smp.h>
 #elif defined(__toyos__)
+#line 129 "toyos/target.toml"
 #include "toyos_kernel.h"
+#line 31 "driver/nvmm_os.h"
 #endif
 
 #if defined(__DragonFly__) || defined(__NetBSD__)
 typedef struct vmspace		os_vmspace_t;
 #elif defined(__toyos__)
+#line 23 "toyos/target.toml"
 typedef struct toy_gspace	os_vmspace_t;
+#line 39 "driver/nvmm_os.h"
 #endif
 
 #ifdef __DragonFly__
@@ -79,22 +83,39 @@ typedef struct globaldata	os_cpu_t;
 #define curlwp_bind()		(crit_enter(), 0)
 #define curlwp_bindx(b)		((void)(b), crit_exit())
 #elif defined(__toyos__)
+#line 27 "toyos/target.toml"
 typedef struct toy_mutex	os_mtx_t;
+#line 31 "toyos/target.toml"
 typedef struct toy_cpu		os_cpu_t;
+#line 35 "toyos/target.toml"
 #define os_kernel_map		toy_kernel_space()
+#line 39 "toyos/target.toml"
 #define os_printf		toy_log
+#line 43 "toyos/target.toml"
 #define OS_ASSERT		TOY_ASSERT
+#line 47 "toyos/target.toml"
 #define OS_MAXCPUS		TOY_MAX_CPUS
+#line 52 "toyos/target.toml"
 #define os_mtx_init(lock)	toy_mutex_init(lock)
+#line 57 "toyos/target.toml"
 #define os_mtx_lock(lock)	toy_mutex_lock(lock)
+#line 62 "toyos/target.toml"
 #define os_mtx_unlock(lock)	toy_mutex_unlock(lock)
+#line 67 "toyos/target.toml"
 #define os_mem_zalloc(size)	toy_zalloc(size)
+#line 72 "toyos/target.toml"
 #define os_mem_free(ptr, size)	toy_free(ptr, size)
+#line 77 "toyos/target.toml"
 #define os_atomic_inc_uint(x)	__atomic_add_fetch(x, 1, __ATOMIC_RELAXED)
+#line 82 "toyos/target.toml"
 #define os_curcpu_number()	toy_cpu_index()
+#line 87 "toyos/target.toml"
 #define OS_IPI_FUNC(func)	void func(void *arg)
+#line 95 "toyos/target.toml"
 #define curlwp_bind()		toy_pin_thread()
+#line 100 "toyos/target.toml"
 #define curlwp_bindx(b)		toy_unpin_thread(b)
+#line 119 "driver/nvmm_os.h"
 #endif
 
 #if defined(__NetBSD__)
@@ -113,11 +134,13 @@ os_ipi_broadcast(void (*fn)(void *), void *arg)
 	lwkt_cpusync_simple(smp_active_mask, fn, arg);
 }
 #elif defined(__toyos__)
+#line 103 "toyos/target.toml"
 static inline void
 os_ipi_broadcast(void (*func)(void *), void *arg)
 {
 	toy_run_on_all_cpus(func, arg);
 }
+#line 144 "driver/nvmm_os.h"
 #endif
 
 static inline int
@@ -130,7 +153,9 @@ os_return_needed(void)
 #elif defined(__DragonFly__)
 	return (mycpu->gd_reqflags & RQF_AST_MASK) != 0;
 #elif defined(__toyos__)
+#line 110 "toyos/target.toml"
 	return toy_thread_should_yield();
+#line 159 "driver/nvmm_os.h"
 #endif
 }
 

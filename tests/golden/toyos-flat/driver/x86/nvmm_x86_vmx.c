@@ -35,7 +35,9 @@ static uint64_t vmx_revision;
 static void
 vmx_vcpu_guest_fpu_enter(struct vmx_cpudata *cpudata)
 {
+#line 156 "toyos/target.toml"
 	toy_fpu_enter();
+#line 41 "driver/x86/nvmm_x86_vmx.c"
 }
 
 
@@ -52,7 +54,9 @@ vmx_vcpu_run(struct nvmm_machine *mach, uint32_t cpuid,
 	wrmsr(MSR_EFER, cpudata->host_efer | EFER_LME);
 	ret = vmx_vmlaunch(cpudata->gprs);
 	wrmsr(MSR_CR_PAT, cpudata->host_pat);
+#line 165 "toyos/target.toml"
 	toy_fpu_leave();
+#line 60 "driver/x86/nvmm_x86_vmx.c"
 	exitinfo->reason = (ret == 0) ? NVMM_EXIT_IO : NVMM_EXIT_NONE;
 	exitinfo->qual = cpuid;
 	return 0;

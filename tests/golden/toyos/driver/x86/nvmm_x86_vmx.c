@@ -45,7 +45,9 @@ vmx_vcpu_guest_fpu_enter(struct vmx_cpudata *cpudata)
 	crit_enter();
 	npxpush(cpudata->dfly_fpusave);
 #elif defined(__toyos__)
+#line 156 "toyos/target.toml"
 	toy_fpu_enter();
+#line 51 "driver/x86/nvmm_x86_vmx.c"
 #endif
 }
 
@@ -82,7 +84,9 @@ vmx_vcpu_run(struct nvmm_machine *mach, uint32_t cpuid,
 #elif defined(__DragonFly__)
 	crit_exit();
 #elif defined(__toyos__)
+#line 165 "toyos/target.toml"
 	toy_fpu_leave();
+#line 90 "driver/x86/nvmm_x86_vmx.c"
 #endif
 	exitinfo->reason = (ret == 0) ? NVMM_EXIT_IO : NVMM_EXIT_NONE;
 	exitinfo->qual = cpuid;
