@@ -8,7 +8,9 @@ from pathlib import Path
 
 import jinja2
 
+from .. import tomlw
 from ..errors import PortError
+from . import todos
 from .extract import write_spec
 from ..analysis.model import Surface
 from .spec import TargetSpec, block_primitives, enclosing_primitive, load_spec, resolve_target
@@ -22,30 +24,18 @@ def _semantics(project) -> dict[str, str]:
 
 
 def scaffold(project, name: str, surface: Surface, macro: str | None) -> dict[str, str]:
+    """target.toml of a new spec: a TODO entry per primitive and per variation point the spec must
+    fill, each after what it means, where upstream uses it and the TOML that fills it (todos.py)."""
     sem = _semantics(project)
-    prims = []
-    for p in surface.primitives:
-        d = min(p.definitions.values(), key=lambda d: d.line)
-        sig = d.signature
-        sig_text = ""
-        if sig:
-            sig_text = f"{sig['returns']} {p.name}({', '.join(x['type'] for x in sig['params']) or 'void'})"
-        uses = ", ".join(c.where for c in p.call_sites[:4]) + (", ..." if len(p.call_sites) > 4 else "")
-        prims.append({
-            "name": p.name, "kind": p.kind, "group": p.group, "where": f"{d.file}:{d.line}",
-            "signature": sig_text, "semantics": sem.get(p.name, "see its call sites"),
-            "uses": f"{len(p.call_sites)} site(s)" + (f": {uses}" if uses else ""),
-            "todo": f"provide {p.name} ({p.kind})",
-        })
+    prims = [{"key": tomlw.key(p.name), "note": todos.primitive_note(p, sem.get(p.name), name, surface.upstream.oses)}
+             for p in surface.primitives]
     vps = []
     for v in surface.variation_points:
         if v.in_contract and block_primitives(v, surface):
             continue     # rendered from the primitives' entries
         if enclosing_primitive(v, surface):
             continue     # inside a primitive defined once for every OS (its body fills it)
-        vps.append({"id": v.id, "file": v.file, "line_start": v.line_start, "line_end": v.line_end,
-                    "function": v.function,
-                    "branches": " / ".join("+".join(b.oses) or "other" for b in v.branches)})
+        vps.append({"key": tomlw.key(v.id), "note": todos.vp_note(v, surface, name)})
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(project.templates_dir)),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
