@@ -171,7 +171,7 @@ def test_line_directives_in_the_linux_tree(tmp_path):
     out = tmp_path / "linux"
     assert main(["--project", str(ROOT), "generate", "--target", "linux", "--out", str(out)]) == 0
     glue = (out / "driver" / "nvmm_linux.c").read_text()
-    assert '#line 1 "shim/linux/glue/core.c"' in glue
+    assert '#line 2 "shim/linux/glue/core.c"' in glue     # line 1 is its SPDX tag, the glue's own first line
     vmx = (out / "driver/x86/nvmm_x86_vmx.c").read_text()
     code_line = _line_of(ROOT / "shim/linux/target.toml", "/* INVEPT ran: acknowledge the flush. */") - 1
     assert f'#line {code_line} "shim/linux/target.toml"' in vmx

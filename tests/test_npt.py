@@ -221,6 +221,9 @@ def test_linux_kbuild_module(tmp_path):
 def test_files_carry_the_license_line():
     files = sorted(p for p in NPT.rglob("*") if p.suffix in (".c", ".h"))
     assert {p.name for p in files} >= {"nvmm_npt.c", "nvmm_npt.h", "npt_test.c"}
-    for p in files:
-        assert p.read_text().splitlines()[0] == f"/* {LICENSE} */", p
+    for p in files:         # kernel style: the SPDX tag alone on line 1, // in .c files, /* */ in headers
+        lines = p.read_text().splitlines()
+        tag = "SPDX-License-Identifier: BSD-2-Clause"
+        assert lines[0] == (f"// {tag}" if p.suffix == ".c" else f"/* {tag} */"), p
+        assert lines[2].startswith(" * nvmm-port: portable nested page tables for NVMM ports"), p
     assert Path(__file__).read_text().splitlines()[0] == f"# {LICENSE}"

@@ -30,7 +30,7 @@ import jinja2
 
 from .. import __version__
 from ..analysis.model import OUT_OF_LINE, Surface
-from . import origins
+from . import origins, spdx
 from .origins import SpecOrigins
 from .render import Renderer, flatten
 from .spec import TargetSpec, check_spec, load_spec, resolve_target
@@ -145,10 +145,12 @@ def _glue(spec: TargetSpec, surface: Surface, jenv: jinja2.Environment, root: Pa
 
     def fragment(rel: str, text: str) -> dict[str, str]:
         """A fragment's text as the glue holds it, after a #line naming its file and first line."""
+        text = spdx.blank(text)         # its SPDX tag is the glue's first line, not repeated here
         return {"path": rel, "text": text.strip(),
                 "line": where.fragment(rel, 1 + origins.lead_lines(text)).directive()}
     return jenv.get_template("glue/glue.c.j2").render(
         banner=banner_lines(spec, surface, "glue/glue.c.j2", root), spec=spec,
+        spdx=spdx.glue_license([(p.file, p.source) for p in functions if p.file] + spec.glue_sources, spec.dir),
         includes=spec.glue.get("includes", []),
         functions=[fragment(p.file, p.source) for p in functions if p.file],
         fragments=[fragment(rel, text) for rel, text in spec.glue_sources])

@@ -1,7 +1,7 @@
-/* nvmm-port: portable nested page tables for NVMM ports. SPDX-License-Identifier: BSD-2-Clause */
-
+// SPDX-License-Identifier: BSD-2-Clause
 /*
- * nvmm_npt.c - a target-independent nested pmap (see nvmm_npt.h for the contract).
+ * nvmm-port: portable nested page tables for NVMM ports, a target-independent nested pmap (see
+ * nvmm_npt.h for the contract).
  *
  * Freestanding: this file includes nothing but nvmm_npt.h, uses no global state and allocates only
  * through the OS hooks.  Written from the documented entry formats:

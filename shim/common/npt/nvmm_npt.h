@@ -1,7 +1,6 @@
-/* nvmm-port: portable nested page tables for NVMM ports. SPDX-License-Identifier: BSD-2-Clause */
-
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * nvmm_npt.h - a target-independent nested pmap for NVMM ports.
+ * nvmm-port: portable nested page tables for NVMM ports, a target-independent nested pmap.
  *
  * A "space" is one guest-physical address space [lo, hi) whose page tables are in the hardware
  * nested format of the host CPU: AMD NPT (ordinary long-mode 4-level tables walked as user

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /*
  * Locks, memory, messages and user copies.  Linux world: Linux headers only, the primitives behind
  * the plain C declarations of nvmm_linux.h.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /*
  * CPUs: numbering, host descriptor tables for the VMCS host state, preemption and binding,
  * cross-CPU calls, CPU sets, and the host FPU and debug registers around guest execution.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /*
  * The device: /dev/nvmm, one NVMM owner per open file, the ioctls (Linux-encoded, their parameter
  * block copied in and out as the command's direction says), and the module's life.  The node is root's, mode 0600, unless the group parameter names

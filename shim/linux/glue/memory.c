@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /*
  * Memory: kernel pages for the backends, memory objects, and guest address spaces.
  *

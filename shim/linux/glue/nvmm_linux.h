@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * nvmm_linux.h - the Linux kernel as NVMM's os_* contract sees it.
+ * The Linux kernel as NVMM's os_* contract sees it.
  *
  * This header is the only meeting point of the two worlds of the Linux port:
  *

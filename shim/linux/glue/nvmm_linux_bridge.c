@@ -1,6 +1,6 @@
-/* SPDX-License-Identifier: BSD-2-Clause */
+// SPDX-License-Identifier: BSD-2-Clause
 /*
- * nvmm_linux_bridge.c - upstream's entry points for the Linux device glue.
+ * Upstream's entry points for the Linux device glue.
  *
  * Part of the Linux port, but compiled in upstream's world (-D_KERNEL, the generated BSD compat
  * headers, the rendered nvmm_os.h), so it can use NVMM's own types and BSD names: owners, the

@@ -1,7 +1,6 @@
-/* nvmm-port: portable nested page tables for NVMM ports. SPDX-License-Identifier: BSD-2-Clause */
-
+// SPDX-License-Identifier: BSD-2-Clause
 /*
- * npt_test.c - userland harness for nvmm_npt.c.
+ * nvmm-port: portable nested page tables for NVMM ports; the userland harness of nvmm_npt.c.
  *
  * The hooks simulate a machine: "physical" frames are aligned_alloc'ed pages with fake physical
  * addresses (never reused, high bits set to exercise the whole PA field), page tables are found
