@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
 """nvmm-port command line (thin wrapper; also installed as `nvmm-port`)."""
+import signal
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from nvmm_port.cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Ctrl-C or SIGTERM while the package is still being imported: exit 130 quietly (main() handles
+    # them from then on, and cleans up after itself).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        from pathlib import Path
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from nvmm_port.cli import main
+        rc = main()
+    except KeyboardInterrupt:
+        rc = 130
+    sys.exit(rc)

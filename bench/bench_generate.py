@@ -20,7 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 from nvmm_port.analysis.analyze import analyze_project, load_upstream  # noqa: E402
 from nvmm_port.targets.extract import extract, write_spec  # noqa: E402
-from nvmm_port.targets.generate import render_tree, write_tree  # noqa: E402
+from nvmm_port.targets.generate import render_tree  # noqa: E402
+from nvmm_port.targets.writer import write_tree  # noqa: E402
 from nvmm_port.project import Project  # noqa: E402
 from nvmm_port.targets.spec import check_spec, load_spec  # noqa: E402
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from . import __version__
 from .errors import PortError
@@ -253,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     project = Project.find(args.project)
+    main_thread = threading.current_thread() is threading.main_thread()
+    # SIGTERM unwinds like Ctrl-C (KeyboardInterrupt): cleanups run, nothing is left behind, exit 130
+    old_term = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     try:
         if args.command == "setup":
             return _setup_command(project, args)
@@ -269,7 +275,12 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except KeyboardInterrupt:
+        with contextlib.suppress(OSError, ValueError):
+            print("nvmm-port: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, old_term if old_term is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

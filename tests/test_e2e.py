@@ -179,7 +179,8 @@ def test_guest_programs_build_static_against_the_port(tmp_path):
         pytest.skip(HOW_TO_SYNC)
     if not Path("/usr/lib/x86_64-linux-gnu/libc.a").is_file():
         pytest.skip("no static C library: apt-get install libc6-dev")
-    from nvmm_port.targets.generate import prepare, render_tree, write_tree
+    from nvmm_port.targets.generate import prepare, render_tree
+    from nvmm_port.targets.writer import write_tree
     project = Project.find(ROOT)
     spec, surface, cache = prepare(project, "linux", None)
     out = tmp_path / "linux"

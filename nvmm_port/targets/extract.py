@@ -184,9 +184,10 @@ def _inline_parts(text: str) -> tuple[str, list[str], str]:
 
 
 def write_spec(files: dict[str, str], out_dir: Path) -> None:
-    """Write a spec directory the way generate writes a tree: atomically, unchanged files untouched."""
-    from .generate import Tree, write_tree
-    write_tree(Tree({rel: text.encode() for rel, text in files.items()}), out_dir)
+    """Write a spec's files into its directory, each atomically, unchanged ones untouched, with the
+    user's umask; the directory is the porter's, so nothing else in it is touched or removed."""
+    from .writer import write_files
+    write_files({rel: text.encode() for rel, text in files.items()}, out_dir)
 
 
 def run_extract_command(project, args) -> int:

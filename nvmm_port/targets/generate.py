@@ -9,21 +9,17 @@ Outputs (under the out dir, default ``build/<target>/``):
   Kbuild | Jamfile | Makefile the build file of the target's build system
   PROVENANCE                  upstream lock, spec digest, tool version, and where each file came from
 
-Deterministic (two runs give identical bytes), atomic (rendered into a temporary directory that
-replaces the old tree), and unchanged files keep their mtime, so a kernel build after a no-op
-regenerate rebuilds nothing.
+Deterministic (two runs give identical bytes).  Written by writer.py: atomic, unchanged files keep
+their mtime (a kernel build after a no-op regenerate rebuilds nothing), and only files gen.py wrote
+(listed in the tree's .nvmm-port-manifest) are ever replaced or removed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
 import re
-import shutil
 import sys
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -34,15 +30,10 @@ from . import origins, spdx
 from .origins import SpecOrigins
 from .render import Renderer, flatten
 from .spec import TargetSpec, check_spec, load_spec, resolve_target
+from .writer import Tree, other_files, stale_files, write_tree
 
 SOURCE_EXT = (".c", ".h", ".S", ".s")
 USER_ROLES = ("libnvmm", "tests")
-
-
-@dataclass
-class Tree:
-    files: dict[str, bytes] = field(default_factory=dict)
-    origin: dict[str, str] = field(default_factory=dict)     # path -> where it came from
 
 
 def _jinja(templates: Path) -> jinja2.Environment:
@@ -352,68 +343,6 @@ def _provenance(spec: TargetSpec, surface: Surface, tree: Tree, flat: bool, jenv
 
 
 # ---------------------------------------------------------------------------
-# Writing
-
-
-@dataclass
-class WriteReport:
-    written: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-
-def stale_files(tree: Tree, out: Path) -> list[str]:
-    """What `--check` reports: files that differ, are missing, or should not be there."""
-    lines = []
-    for rel, data in sorted(tree.files.items()):
-        f = out / rel
-        if not f.is_file():
-            lines.append(f"missing {rel}")
-        elif f.read_bytes() != data:
-            lines.append(f"stale {rel}")
-    if out.is_dir():
-        for f in sorted(out.rglob("*")):
-            if f.is_file() and f.relative_to(out).as_posix() not in tree.files:
-                lines.append(f"extra {f.relative_to(out).as_posix()}")
-    return lines
-
-
-def write_tree(tree: Tree, out: Path) -> WriteReport:
-    report = WriteReport()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new.", dir=out.parent))
-    try:
-        for rel, data in sorted(tree.files.items()):
-            dest = tmp / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            old = out / rel
-            if old.is_file() and old.read_bytes() == data:
-                shutil.copy2(old, dest)          # same bytes: keep the old mtime
-                report.unchanged.append(rel)
-            else:
-                dest.write_bytes(data)
-                report.written.append(rel)
-        if out.is_dir():
-            report.removed = [f.relative_to(out).as_posix() for f in sorted(out.rglob("*"))
-                              if f.is_file() and f.relative_to(out).as_posix() not in tree.files]
-        if not report.written and not report.removed:
-            shutil.rmtree(tmp)                   # nothing changed: leave the tree alone
-            return report
-        if out.exists():
-            old_dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.rmdir(old_dir)
-            os.replace(out, old_dir)
-            os.replace(tmp, out)
-            shutil.rmtree(old_dir)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return report
-
-
-# ---------------------------------------------------------------------------
 # Command
 
 
@@ -437,9 +366,12 @@ def run_generate_command(project, args) -> int:
         if stale:
             print(f"{out}: {len(stale)} file(s) out of date; run gen.py generate --target {spec.name}", file=sys.stderr)
             return 1
-        print(f"{out}: up to date ({len(tree.files)} files)")
+        others = other_files(tree, out)
+        print(f"{out}: up to date ({len(tree.files)} files" +
+              (f"; {len(others)} other file(s) gen.py did not write, left alone" if others else "") + ")")
         return 0
     report = write_tree(tree, out)
     print(f"generated {out}: {len(tree.files)} files, {len(report.written)} written, "
-          f"{len(report.unchanged)} unchanged, {len(report.removed)} removed")
+          f"{len(report.unchanged)} unchanged, {len(report.removed)} removed" +
+          (f"; {len(report.others)} other file(s) gen.py did not write, left alone" if report.others else ""))
     return 0
