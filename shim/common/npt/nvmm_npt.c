@@ -53,13 +53,13 @@
 /* AMD long-mode entry bits (APM Vol. 2, 5.4.1). */
 #define NPTE_P			(1ULL << 0)	/* present */
 #define NPTE_RW			(1ULL << 1)	/* writable */
-#define NPTE_US			(1ULL << 2)	/* user: nested walks are user accesses (15.25) */
-#define NPTE_NX			(1ULL << 63)	/* no-execute; needs EFER.NXE, on in every x86-64 kernel */
+#define NPTE_US			(1ULL << 2)	/* user: nested walks are user accesses */
+#define NPTE_NX			(1ULL << 63)	/* no-execute (EFER.NXE, on in x86-64 kernels) */
 
 /* Intel EPT entry bits (SDM Vol. 3C, Tables 29-1 to 29-6). */
 #define EPTE_R			(1ULL << 0)
 #define EPTE_W			(1ULL << 1)
-#define EPTE_X			(1ULL << 2)	/* supervisor-mode execute (all execute without MBEC) */
+#define EPTE_X			(1ULL << 2)	/* supervisor execute (all execute without MBEC) */
 #define EPTE_RWX		(EPTE_R | EPTE_W | EPTE_X)
 #define EPTE_MT_SHIFT		3		/* leaf memory type, bits 5:3 */
 #define EPTE_IPAT		(1ULL << 6)	/* leaf: ignore PAT */
@@ -74,7 +74,7 @@
 struct npt_table {
 	uint64_t *hw;			/* the 512 hardware entries (kernel VA) */
 	uint64_t pa;			/* their physical address */
-	struct npt_table **sub;		/* levels 4..2: shadows of the children; level 1: NULL */
+	struct npt_table **sub;		/* levels 4..2: the children's shadows; 1: NULL */
 	uint32_t nlive;			/* present entries in hw[] */
 };
 
@@ -97,7 +97,7 @@ struct npt_space {
 	enum npt_format fmt;
 	unsigned int flags;		/* NPT_EPT_* */
 	unsigned int memtype;		/* EPT leaf memory type */
-	bool populated;			/* a fault has started building entries: format fixed */
+	bool populated;			/* a fault started building entries: format fixed */
 	struct npt_mapping *maps;	/* sorted by gpa, non-overlapping */
 	size_t nmaps, capmaps;
 };
@@ -354,7 +354,7 @@ npt_putpage(struct npt_space *s, uint64_t gpa, uint64_t e)
 
 static void
 npt_clip(uint64_t base, int level, uint64_t lo, uint64_t hi, unsigned int *first,
-    unsigned int *last)
+	 unsigned int *last)
 {
 	unsigned int shift = npt_shift(level);
 	uint64_t l;
@@ -383,7 +383,7 @@ npt_min(uint64_t a, uint64_t b)
  */
 static uint64_t
 npt_zap(struct npt_space *s, struct npt_table *t, int level, uint64_t base, uint64_t lo,
-    uint64_t hi)
+	uint64_t hi)
 {
 	unsigned int i, first, last, shift = npt_shift(level);
 	struct npt_table *c;
@@ -421,7 +421,7 @@ npt_zap(struct npt_space *s, struct npt_table *t, int level, uint64_t base, uint
  */
 static void
 npt_reap(struct npt_space *s, struct npt_table *t, int level, uint64_t base, uint64_t lo,
-    uint64_t hi)
+	 uint64_t hi)
 {
 	unsigned int i, first, last, shift = npt_shift(level);
 	struct npt_table *c;
@@ -442,7 +442,7 @@ npt_reap(struct npt_space *s, struct npt_table *t, int level, uint64_t base, uin
 			continue;
 		cbase = base + ((uint64_t)i << shift);
 		npt_reap(s, c, level - 1, cbase, npt_max(lo, cbase),
-		    npt_min(hi, cbase + (1ULL << shift)));
+			 npt_min(hi, cbase + (1ULL << shift)));
 		if (c->nlive == 0) {
 			/* Unlinked by step 1, so none of its children is left either. */
 			t->sub[i] = NULL;
@@ -514,7 +514,7 @@ npt_create(uint64_t lo, uint64_t hi, const struct npt_hooks *hooks, void *ctx)
 
 int
 npt_set_format(struct npt_space *s, enum npt_format fmt, unsigned int flags,
-    unsigned int ept_memtype)
+	       unsigned int ept_memtype)
 {
 	int error = 0;
 
@@ -567,7 +567,7 @@ npt_destroy(struct npt_space *s)
 
 int
 npt_map(struct npt_space *s, uint64_t gpa, uint64_t size, void *obj, uint64_t obj_offset,
-    int prot)
+	int prot)
 {
 	struct npt_mapping m;
 	size_t i;

@@ -126,16 +126,16 @@ enum npt_format {
 /*
  * Flags of npt_set_format(), EPT only (must be 0 for NPT).
  *
- * NPT_EPT_AD:    the backend enables EPT accessed/dirty flags (EPTP bit 6; the backend writes the
- *                EPTP, this code never does).  Every entry is then written with its accessed flag
- *                (bit 8) already set, and writable leaves with their dirty flag (bit 9), so the
- *                processor never has to update them; nothing here reads them back.  Without the flag
- *                bits 8 and 9 are ignored by the processor and are left 0.
- * NPT_EPT_XONLY: the processor supports execute-only EPT translations (IA32_VMX_EPT_VPID_CAP bit 0).
- *                Without it an execute-only mapping is made readable too, since R=0 W=0 X=1 would
- *                be an EPT misconfiguration.
- * NPT_EPT_IPAT:  set "ignore PAT" (bit 6) in leaves: the leaf memory type alone decides.  Without it
- *                the guest's PAT type is combined with the leaf's.
+ * NPT_EPT_AD:    the backend enables EPT accessed/dirty flags (EPTP bit 6; the backend writes
+ *                the EPTP, this code never does).  Every entry is then written with its accessed
+ *                flag (bit 8) already set, and writable leaves with their dirty flag (bit 9), so
+ *                the processor never has to update them; nothing here reads them back.  Without
+ *                the flag bits 8 and 9 are ignored by the processor and are left 0.
+ * NPT_EPT_XONLY: the processor supports execute-only EPT translations (IA32_VMX_EPT_VPID_CAP
+ *                bit 0).  Without it an execute-only mapping is made readable too, since R=0 W=0
+ *                X=1 would be an EPT misconfiguration.
+ * NPT_EPT_IPAT:  set "ignore PAT" (bit 6) in leaves: the leaf memory type alone decides.  Without
+ *                it the guest's PAT type is combined with the leaf's.
  */
 #define NPT_EPT_AD	0x1u
 #define NPT_EPT_XONLY	0x2u
@@ -231,7 +231,7 @@ struct npt_space *npt_create(uint64_t lo, uint64_t hi, const struct npt_hooks *h
  * memory type.
  */
 int npt_set_format(struct npt_space *space, enum npt_format fmt, unsigned int flags,
-    unsigned int ept_memtype);
+		   unsigned int ept_memtype);
 
 /**
  * npt_destroy() - tear the space down.
@@ -258,7 +258,7 @@ void npt_destroy(struct npt_space *space);
  * overlaps an existing mapping; NPT_ENOMEM.
  */
 int npt_map(struct npt_space *space, uint64_t gpa, uint64_t size, void *obj, uint64_t obj_offset,
-    int prot);
+	    int prot);
 
 /**
  * npt_unmap() - remove every mapping, or part of one, inside [@gpa, @end).

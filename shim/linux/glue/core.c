@@ -43,13 +43,13 @@
  * (os_mtx_owned, os_rwl_wheld) and releases read and write holds with the same call.
  */
 struct nvmm_mutex {
-	struct mutex mutex;
-	struct task_struct *owner;
+	struct mutex mutex;		/* the lock */
+	struct task_struct *owner;	/* its holder, or NULL */
 };
 
 struct nvmm_rwlock {
-	struct rw_semaphore sem;
-	struct task_struct *writer;
+	struct rw_semaphore sem;	/* the lock */
+	struct task_struct *writer;	/* its holder for writing, or NULL */
 };
 
 static_assert(sizeof(struct nvmm_mutex) <= sizeof(struct nvmm_linux_mutex),
@@ -59,80 +59,80 @@ static_assert(sizeof(struct nvmm_rwlock) <= sizeof(struct nvmm_linux_rwlock),
 static_assert(__alignof__(struct nvmm_mutex) <= __alignof__(struct nvmm_linux_mutex));
 static_assert(__alignof__(struct nvmm_rwlock) <= __alignof__(struct nvmm_linux_rwlock));
 
-static inline struct nvmm_mutex *to_mutex(struct nvmm_linux_mutex *m)
+static inline struct nvmm_mutex *to_mutex(struct nvmm_linux_mutex *lock)
 {
-	return (struct nvmm_mutex *)m;
+	return (struct nvmm_mutex *)lock;
 }
 
-static inline struct nvmm_rwlock *to_rwlock(struct nvmm_linux_rwlock *l)
+static inline struct nvmm_rwlock *to_rwlock(struct nvmm_linux_rwlock *lock)
 {
-	return (struct nvmm_rwlock *)l;
+	return (struct nvmm_rwlock *)lock;
 }
 
-void nvmm_linux_mtx_init(struct nvmm_linux_mutex *m)
+void nvmm_linux_mtx_init(struct nvmm_linux_mutex *lock)
 {
-	struct nvmm_mutex *mtx = to_mutex(m);
+	struct nvmm_mutex *mtx = to_mutex(lock);
 
 	mutex_init(&mtx->mutex);
 	mtx->owner = NULL;
 }
 
-void nvmm_linux_mtx_destroy(struct nvmm_linux_mutex *m)
+void nvmm_linux_mtx_destroy(struct nvmm_linux_mutex *lock)
 {
-	mutex_destroy(&to_mutex(m)->mutex);
+	mutex_destroy(&to_mutex(lock)->mutex);
 }
 
-void nvmm_linux_mtx_lock(struct nvmm_linux_mutex *m)
+void nvmm_linux_mtx_lock(struct nvmm_linux_mutex *lock)
 {
-	struct nvmm_mutex *mtx = to_mutex(m);
+	struct nvmm_mutex *mtx = to_mutex(lock);
 
 	mutex_lock(&mtx->mutex);
 	WRITE_ONCE(mtx->owner, current);
 }
 
-void nvmm_linux_mtx_unlock(struct nvmm_linux_mutex *m)
+void nvmm_linux_mtx_unlock(struct nvmm_linux_mutex *lock)
 {
-	struct nvmm_mutex *mtx = to_mutex(m);
+	struct nvmm_mutex *mtx = to_mutex(lock);
 
 	WRITE_ONCE(mtx->owner, NULL);
 	mutex_unlock(&mtx->mutex);
 }
 
-bool nvmm_linux_mtx_owned(struct nvmm_linux_mutex *m)
+bool nvmm_linux_mtx_owned(struct nvmm_linux_mutex *lock)
 {
-	return READ_ONCE(to_mutex(m)->owner) == current;
+	return READ_ONCE(to_mutex(lock)->owner) == current;
 }
 
-void nvmm_linux_rwl_init(struct nvmm_linux_rwlock *l)
+void nvmm_linux_rwl_init(struct nvmm_linux_rwlock *lock)
 {
-	struct nvmm_rwlock *rwl = to_rwlock(l);
+	struct nvmm_rwlock *rwl = to_rwlock(lock);
 
 	init_rwsem(&rwl->sem);
 	rwl->writer = NULL;
 }
 
-void nvmm_linux_rwl_destroy(struct nvmm_linux_rwlock *l)
+void nvmm_linux_rwl_destroy(struct nvmm_linux_rwlock *lock)
 {
-	WARN_ON_ONCE(rwsem_is_locked(&to_rwlock(l)->sem));
+	WARN_ON_ONCE(rwsem_is_locked(&to_rwlock(lock)->sem));
 }
 
-void nvmm_linux_rwl_rlock(struct nvmm_linux_rwlock *l)
+void nvmm_linux_rwl_rlock(struct nvmm_linux_rwlock *lock)
 {
-	down_read(&to_rwlock(l)->sem);
+	down_read(&to_rwlock(lock)->sem);
 }
 
-void nvmm_linux_rwl_wlock(struct nvmm_linux_rwlock *l)
+void nvmm_linux_rwl_wlock(struct nvmm_linux_rwlock *lock)
 {
-	struct nvmm_rwlock *rwl = to_rwlock(l);
+	struct nvmm_rwlock *rwl = to_rwlock(lock);
 
 	down_write(&rwl->sem);
 	WRITE_ONCE(rwl->writer, current);
 }
 
 /* A thread holding the lock for reading is never its writer: the writer field tells them apart. */
-void nvmm_linux_rwl_unlock(struct nvmm_linux_rwlock *l)
+void nvmm_linux_rwl_unlock(struct nvmm_linux_rwlock *lock)
 {
-	struct nvmm_rwlock *rwl = to_rwlock(l);
+	struct nvmm_rwlock *rwl = to_rwlock(lock);
 
 	if (READ_ONCE(rwl->writer) == current) {
 		WRITE_ONCE(rwl->writer, NULL);
@@ -142,9 +142,9 @@ void nvmm_linux_rwl_unlock(struct nvmm_linux_rwlock *l)
 	}
 }
 
-bool nvmm_linux_rwl_wheld(struct nvmm_linux_rwlock *l)
+bool nvmm_linux_rwl_wheld(struct nvmm_linux_rwlock *lock)
 {
-	return READ_ONCE(to_rwlock(l)->writer) == current;
+	return READ_ONCE(to_rwlock(lock)->writer) == current;
 }
 
 /*
@@ -164,9 +164,9 @@ void *nvmm_linux_mem_alloc(unsigned long size, bool zero)
 	return p;
 }
 
-void nvmm_linux_mem_free(void *p, unsigned long size)
+void nvmm_linux_mem_free(void *ptr, unsigned long size)
 {
-	kvfree(p);
+	kvfree(ptr);
 }
 
 int nvmm_linux_printf(const char *fmt, ...)
@@ -178,7 +178,7 @@ int nvmm_linux_printf(const char *fmt, ...)
 	va_start(args, fmt);
 	vaf.fmt = fmt;
 	vaf.va = &args;
-	n = printk(KERN_INFO "%pV", &vaf);
+	n = pr_info("%pV", &vaf);
 	va_end(args);
 	return n;
 }

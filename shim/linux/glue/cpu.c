@@ -24,9 +24,9 @@ struct nvmm_linux_cpu *nvmm_linux_cpu_first(void)
 	return cpu < nr_cpu_ids ? &nvmm_linux_cpus[cpu] : NULL;
 }
 
-struct nvmm_linux_cpu *nvmm_linux_cpu_next(struct nvmm_linux_cpu *c)
+struct nvmm_linux_cpu *nvmm_linux_cpu_next(struct nvmm_linux_cpu *prev)
 {
-	unsigned int cpu = cpumask_next(c->number, cpu_online_mask);
+	unsigned int cpu = cpumask_next(prev->number, cpu_online_mask);
 
 	return cpu < nr_cpu_ids ? &nvmm_linux_cpus[cpu] : NULL;
 }
@@ -165,20 +165,20 @@ void nvmm_linux_fpu_leave(void)
 	kernel_fpu_end();
 }
 
-void nvmm_linux_fpu_save(void *area, unsigned long long mask)
+void nvmm_linux_fpu_save(void *area, unsigned long long xsave_mask)
 {
-	if (mask)
+	if (xsave_mask)
 		asm volatile("xsave64 %0" : "+m" (*(u8 (*)[576])area)
-			     : "a" ((u32)mask), "d" ((u32)(mask >> 32)) : "memory");
+			     : "a" ((u32)xsave_mask), "d" ((u32)(xsave_mask >> 32)) : "memory");
 	else
 		asm volatile("fxsave64 %0" : "+m" (*(u8 (*)[512])area) : : "memory");
 }
 
-void nvmm_linux_fpu_restore(const void *area, unsigned long long mask)
+void nvmm_linux_fpu_restore(const void *area, unsigned long long xsave_mask)
 {
-	if (mask)
+	if (xsave_mask)
 		asm volatile("xrstor64 %0" : : "m" (*(const u8 (*)[576])area),
-			     "a" ((u32)mask), "d" ((u32)(mask >> 32)) : "memory");
+			     "a" ((u32)xsave_mask), "d" ((u32)(xsave_mask >> 32)) : "memory");
 	else
 		asm volatile("fxrstor64 %0" : : "m" (*(const u8 (*)[512])area) : "memory");
 }

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * The device: /dev/nvmm, one NVMM owner per open file, the ioctls (Linux-encoded, their parameter
- * block copied in and out as the command's direction says), and the module's life.  The node is root's, mode 0600, unless the group parameter names
- * a group that may use NVMM (mode 0660).
+ * block copied in and out as the command's direction says), and the module's life.  The node is
+ * root's, mode 0600, unless the group parameter names a group that may use NVMM (mode 0660).
  */
 
 #include <linux/cdev.h>
@@ -12,11 +12,11 @@
 
 static unsigned int group;
 module_param(group, uint, 0444);
-MODULE_PARM_DESC(group, "group id owning /dev/nvmm (default 0: root only, mode 0600; otherwise mode 0660)");
+MODULE_PARM_DESC(group, "group id owning /dev/nvmm (default 0: root only, mode 0600; else 0660)");
 
 static int nvmm_open(struct inode *inode, struct file *file)
 {
-	/* Write-only opens get the root owner, which may act on every machine (libnvmm's root mode). */
+	/* Write-only opens get the root owner, which acts on all machines (libnvmm's root mode). */
 	if ((file->f_flags & O_ACCMODE) == O_WRONLY) {
 		if (!capable(CAP_SYS_ADMIN))
 			return -EPERM;
@@ -194,8 +194,8 @@ static int __init nvmm_module_init(void)
 	on_each_cpu(nvmm_check_cpu, &busy, 1);
 	if (atomic_read(&busy)) {
 		cpus_read_unlock();
-		pr_err("nvmm: VMX/SVM is already in use on %d CPU(s), most likely by kvm_intel or kvm_amd; "
-		       "stop its virtual machines or unload it, then load nvmm again\n", atomic_read(&busy));
+		pr_err("nvmm: VMX/SVM is already in use on %d CPU(s), most likely by kvm_intel or kvm_amd; stop its virtual machines or unload it, then load nvmm again\n",
+		       atomic_read(&busy));
 		return -EBUSY;
 	}
 	error = nvmm_linux_init();
@@ -215,7 +215,8 @@ static int __init nvmm_module_init(void)
 	error = nvmm_device_create();
 	if (error)
 		goto cpuhp;
-	pr_info("nvmm: loaded, backend %s, %u CPU(s)\n", nvmm_linux_backend_name(), num_online_cpus());
+	pr_info("nvmm: loaded, backend %s, %u CPU(s)\n", nvmm_linux_backend_name(),
+		num_online_cpus());
 	return 0;
 
 cpuhp:

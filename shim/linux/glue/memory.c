@@ -23,9 +23,9 @@ struct nvmm_linux_vmobj {
 struct pmap {
 	struct vmspace vmspace;
 	struct npt_space *npt;
-	struct mutex lock;
+	struct mutex lock;		/* the nested pmap's lock (npt_hooks.lock) */
 	void *mach;			/* os_pmap_mach() */
-	struct nvmm_linux_vmobj *owned;	/* released with the vmspace: nvmm_linux_vmspace_own() */
+	struct nvmm_linux_vmobj *owned;	/* released with the vmspace (nvmm_linux_vmspace_own) */
 };
 
 struct vm_map nvmm_linux_kernel_map = { .kind = NVMM_LINUX_MAP_KERNEL };
@@ -38,9 +38,9 @@ void *os_pagemem_zalloc(unsigned long size)
 	return vzalloc(size);
 }
 
-void os_pagemem_free(void *p, unsigned long size)
+void os_pagemem_free(void *ptr, unsigned long size)
 {
-	vfree(p);
+	vfree(ptr);
 }
 
 /* One zeroed page, by physical address (SVM host save areas).  NVMM does not check: never fails. */
@@ -161,7 +161,10 @@ static void vmobj_unmap_kernel(unsigned long start, unsigned long end)
 	vunmap((void *)start);
 }
 
-/* The calling process's view: a shared file mapping, at *va exactly if fixed (replacing what is there). */
+/*
+ * The calling process's view: a shared file mapping, at *va exactly if fixed (replacing what is
+ * there).
+ */
 static int vmobj_map_user(struct nvmm_linux_vmobj *obj, unsigned long off, unsigned long size,
 			  unsigned long *va, bool fixed, int prot)
 {
@@ -169,7 +172,8 @@ static int vmobj_map_user(struct nvmm_linux_vmobj *obj, unsigned long off, unsig
 
 	if (!current->mm)
 		return EINVAL;
-	addr = vm_mmap(obj->file, fixed ? *va : 0, size, prot & (PROT_READ | PROT_WRITE | PROT_EXEC),
+	addr = vm_mmap(obj->file, fixed ? *va : 0, size,
+		       prot & (PROT_READ | PROT_WRITE | PROT_EXEC),
 		       MAP_SHARED | (fixed ? MAP_FIXED : 0), off);
 	if (IS_ERR_VALUE(addr))
 		return -(long)addr;
@@ -349,9 +353,9 @@ int os_vmspace_fault(struct vmspace *vm, unsigned long gpa, int prot)
 /* Intel SDM Vol. 3D, A.10: IA32_VMX_EPT_VPID_CAP bit 0, execute-only EPT translations. */
 #define NVMM_EPT_CAP_EXECUTE_ONLY	BIT_ULL(0)
 
-void nvmm_linux_pmap_set_ept(struct pmap *pm, bool ad)
+void nvmm_linux_pmap_set_ept(struct pmap *pm, bool ad_bits)
 {
-	unsigned int flags = ad ? NPT_EPT_AD : 0;
+	unsigned int flags = ad_bits ? NPT_EPT_AD : 0;
 	u64 cap;
 
 	if (!rdmsrl_safe(MSR_IA32_VMX_EPT_VPID_CAP, &cap) && (cap & NVMM_EPT_CAP_EXECUTE_ONLY))

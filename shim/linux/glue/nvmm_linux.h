@@ -90,58 +90,65 @@ struct nvmm_linux_vmobj;
 
 /*
  * The os_* functions upstream declares in nvmm_os.h, with the same types spelled in plain C
- * (vaddr_t, vsize_t and paddr_t are unsigned long on x86-64, voff_t is long, vm_prot_t is int).  Upstream's
- * own prototypes redeclare them in the upstream world, so the compiler checks that both agree.
+ * (vaddr_t, vsize_t and paddr_t are unsigned long on x86-64, voff_t is long, vm_prot_t is int).
+ * Upstream's own prototypes redeclare them in the upstream world, so the compiler checks that both
+ * agree.  Guest spaces cover the guest-physical range [lo, hi); memory objects are size bytes long.
  */
-struct vmspace *os_vmspace_create(unsigned long, unsigned long);
-void os_vmspace_destroy(struct vmspace *);
-int os_vmspace_fault(struct vmspace *, unsigned long, int);
+struct vmspace *os_vmspace_create(unsigned long lo, unsigned long hi);
+void os_vmspace_destroy(struct vmspace *vm);
+int os_vmspace_fault(struct vmspace *vm, unsigned long gpa, int prot);
 
-struct nvmm_linux_vmobj *os_vmobj_create(long);
-void os_vmobj_ref(struct nvmm_linux_vmobj *);
-void os_vmobj_rel(struct nvmm_linux_vmobj *);
+struct nvmm_linux_vmobj *os_vmobj_create(long size);
+void os_vmobj_ref(struct nvmm_linux_vmobj *obj);
+void os_vmobj_rel(struct nvmm_linux_vmobj *obj);
 
-int os_vmobj_map(struct vm_map *, unsigned long *, unsigned long, struct nvmm_linux_vmobj *,
-    long, _Bool, _Bool, _Bool, int, int);
-void os_vmobj_unmap(struct vm_map *, unsigned long, unsigned long, _Bool);
+/* Map size bytes of obj from offset off at *va in map (exactly there if fixed, else *va is set). */
+int os_vmobj_map(struct vm_map *map, unsigned long *va, unsigned long size,
+		 struct nvmm_linux_vmobj *obj, long off, _Bool wired, _Bool fixed,
+		 _Bool shared, int prot, int maxprot);
+void os_vmobj_unmap(struct vm_map *map, unsigned long start, unsigned long end, _Bool wired);
 
-void *os_pagemem_zalloc(unsigned long);
-void os_pagemem_free(void *, unsigned long);
+void *os_pagemem_zalloc(unsigned long size);
+void os_pagemem_free(void *ptr, unsigned long size);
 
 unsigned long os_pa_zalloc(void);
-void os_pa_free(unsigned long);
+void os_pa_free(unsigned long pa);
 
-int os_contigpa_zalloc(unsigned long *, unsigned long *, unsigned long);
-void os_contigpa_free(unsigned long, unsigned long, unsigned long);
+int os_contigpa_zalloc(unsigned long *pa, unsigned long *va, unsigned long npages);
+void os_contigpa_free(unsigned long pa, unsigned long va, unsigned long npages);
 
 /* Locks: sleeping, the vCPU mutex is held across VM entry. */
-void nvmm_linux_mtx_init(struct nvmm_linux_mutex *);
-void nvmm_linux_mtx_destroy(struct nvmm_linux_mutex *);
-void nvmm_linux_mtx_lock(struct nvmm_linux_mutex *);
-void nvmm_linux_mtx_unlock(struct nvmm_linux_mutex *);
-_Bool nvmm_linux_mtx_owned(struct nvmm_linux_mutex *);
+void nvmm_linux_mtx_init(struct nvmm_linux_mutex *lock);
+void nvmm_linux_mtx_destroy(struct nvmm_linux_mutex *lock);
+void nvmm_linux_mtx_lock(struct nvmm_linux_mutex *lock);
+void nvmm_linux_mtx_unlock(struct nvmm_linux_mutex *lock);
+_Bool nvmm_linux_mtx_owned(struct nvmm_linux_mutex *lock);
 
-void nvmm_linux_rwl_init(struct nvmm_linux_rwlock *);
-void nvmm_linux_rwl_destroy(struct nvmm_linux_rwlock *);
-void nvmm_linux_rwl_rlock(struct nvmm_linux_rwlock *);
-void nvmm_linux_rwl_wlock(struct nvmm_linux_rwlock *);
-void nvmm_linux_rwl_unlock(struct nvmm_linux_rwlock *);
-_Bool nvmm_linux_rwl_wheld(struct nvmm_linux_rwlock *);
+void nvmm_linux_rwl_init(struct nvmm_linux_rwlock *lock);
+void nvmm_linux_rwl_destroy(struct nvmm_linux_rwlock *lock);
+void nvmm_linux_rwl_rlock(struct nvmm_linux_rwlock *lock);
+void nvmm_linux_rwl_wlock(struct nvmm_linux_rwlock *lock);
+void nvmm_linux_rwl_unlock(struct nvmm_linux_rwlock *lock);
+_Bool nvmm_linux_rwl_wheld(struct nvmm_linux_rwlock *lock);
 
 /* Memory: sleeping allocations that never fail (callers do not check). */
-void *nvmm_linux_mem_alloc(unsigned long, _Bool);
-void nvmm_linux_mem_free(void *, unsigned long);
+void *nvmm_linux_mem_alloc(unsigned long size, _Bool zero);
+void nvmm_linux_mem_free(void *ptr, unsigned long size);
 
-/* Messages, failures, time. */
-int nvmm_linux_printf(const char *, ...) __attribute__((__format__(__printf__, 1, 2)));
-void panic(const char *, ...) __attribute__((__noreturn__, __cold__, __format__(__printf__, 1, 2)));
+/*
+ * Messages, failures, time, user copies.  The attributes are spelled out: this header uses no
+ * other header's macros (tests/test_linux.py compiles it alone).
+ */
+int nvmm_linux_printf(const char *fmt, ...) __attribute__((__format__(__printf__, 1, 2)));
+__attribute__((__noreturn__, __cold__, __format__(__printf__, 1, 2)))
+void panic(const char *fmt, ...);
 long long nvmm_linux_time_second(void);
-int nvmm_linux_copyin(const void *, void *, unsigned long);
-int nvmm_linux_copyout(const void *, void *, unsigned long);
+int nvmm_linux_copyin(const void *uaddr, void *kaddr, unsigned long len);
+int nvmm_linux_copyout(const void *kaddr, void *uaddr, unsigned long len);
 
 /* CPUs, preemption, thread binding, cross-CPU calls. */
 struct nvmm_linux_cpu *nvmm_linux_cpu_first(void);
-struct nvmm_linux_cpu *nvmm_linux_cpu_next(struct nvmm_linux_cpu *);
+struct nvmm_linux_cpu *nvmm_linux_cpu_next(struct nvmm_linux_cpu *prev);
 unsigned long nvmm_linux_curcpu_tss(void);
 unsigned long nvmm_linux_curcpu_gdt(void);
 unsigned long nvmm_linux_curcpu_idt(void);
@@ -150,32 +157,35 @@ void nvmm_linux_preempt_disable(void);
 void nvmm_linux_preempt_enable(void);
 _Bool nvmm_linux_preempt_disabled(void);
 int nvmm_linux_thread_bind(void);
-void nvmm_linux_thread_unbind(int);
+void nvmm_linux_thread_unbind(int bound);	/* what nvmm_linux_thread_bind() returned */
 _Bool nvmm_linux_return_needed(void);
 _Bool nvmm_linux_guest_enter(void);
-void nvmm_linux_ipi_unicast(int, void (*)(void *), void *);
-void nvmm_linux_ipi_broadcast(void (*)(void *), void *);
+void nvmm_linux_ipi_unicast(int cpu, void (*func)(void *arg), void *arg);
+void nvmm_linux_ipi_broadcast(void (*func)(void *arg), void *arg);
 void nvmm_linux_ipi_kickall(void);
-void nvmm_linux_cpuset_init(struct nvmm_linux_cpuset **);
-void nvmm_linux_cpuset_destroy(struct nvmm_linux_cpuset *);
-void nvmm_linux_cpuset_setrunning(struct nvmm_linux_cpuset *);
+void nvmm_linux_cpuset_init(struct nvmm_linux_cpuset **set);
+void nvmm_linux_cpuset_destroy(struct nvmm_linux_cpuset *set);
+void nvmm_linux_cpuset_setrunning(struct nvmm_linux_cpuset *set);
 
 /* Nested paging: the format a backend's machine_create asks for. */
-void nvmm_linux_pmap_set_ept(struct pmap *, _Bool);
-void nvmm_linux_pmap_set_npt(struct pmap *);
-void nvmm_linux_vmspace_own(struct vmspace *, struct nvmm_linux_vmobj *);
-unsigned long nvmm_linux_pmap_root_pa(struct pmap *);
-void **nvmm_linux_pmap_mach(struct pmap *);
+void nvmm_linux_pmap_set_ept(struct pmap *pm, _Bool ad_bits);	/* EPT accessed/dirty flags */
+void nvmm_linux_pmap_set_npt(struct pmap *pm);
+void nvmm_linux_vmspace_own(struct vmspace *vm, struct nvmm_linux_vmobj *obj);
+unsigned long nvmm_linux_pmap_root_pa(struct pmap *pm);
+void **nvmm_linux_pmap_mach(struct pmap *pm);
 
-/* Host FPU and debug registers around guest execution. */
+/*
+ * Host FPU and debug registers around guest execution.  xsave_mask: the XSAVE state components
+ * of the guest area, 0 for the legacy FXSAVE image.
+ */
 void nvmm_linux_fpu_enter(void);
 void nvmm_linux_fpu_leave(void);
-void nvmm_linux_fpu_save(void *, unsigned long long);
-void nvmm_linux_fpu_restore(const void *, unsigned long long);
+void nvmm_linux_fpu_save(void *area, unsigned long long xsave_mask);
+void nvmm_linux_fpu_restore(const void *area, unsigned long long xsave_mask);
 unsigned long long nvmm_linux_xsave_features(void);
 unsigned int nvmm_linux_fpu_mxcsr_mask(void);
-void nvmm_linux_dbregs_save(unsigned long *);
-void nvmm_linux_dbregs_restore(const unsigned long *);
+void nvmm_linux_dbregs_save(unsigned long *drs);
+void nvmm_linux_dbregs_restore(const unsigned long *drs);
 
 /*
  * Upstream's entry points for the device glue, in the upstream world (nvmm_linux_bridge.c).  Errors
@@ -188,8 +198,8 @@ void nvmm_linux_fini(void);
 const char *nvmm_linux_backend_name(void);
 struct nvmm_owner *nvmm_linux_owner_alloc(int pid);
 struct nvmm_owner *nvmm_linux_root_owner(void);
-void nvmm_linux_owner_free(struct nvmm_owner *);
-int nvmm_linux_ioctl(struct nvmm_owner *, unsigned long cmd, void *data);
+void nvmm_linux_owner_free(struct nvmm_owner *owner);
+int nvmm_linux_ioctl(struct nvmm_owner *owner, unsigned long cmd, void *data);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Inline primitives of the VM-entry path. */
@@ -208,7 +218,10 @@ int nvmm_linux_ioctl(struct nvmm_owner *, unsigned long cmd, void *data);
 #define _IOW(type, nr, t)	_IOC(1U, (type), (nr), sizeof(t))
 #define _IOWR(type, nr, t)	_IOC(3U, (type), (nr), sizeof(t))
 
-/* The current CPU's number: Linux's per-CPU cpu_number, read %gs-relative like raw_smp_processor_id(). */
+/*
+ * The current CPU's number: Linux's per-CPU cpu_number, read %gs-relative like
+ * raw_smp_processor_id().
+ */
 extern int cpu_number;
 
 static inline int
