@@ -2,8 +2,8 @@
 
 Issue 10, "solid ground": (2) generate removes and replaces only the files it wrote, refuses an
 output path it did not make, and says in one line why it cannot write; (3) an interrupt leaves the
-old or the new tree and nothing else, and the command exits 130; (4) output trees and spec
-directories follow the user's umask.
+old or the new tree and nothing else, and the command exits 130; (4) the cache, output trees and
+spec directories follow the user's umask, and an unreadable cache is said to be unreadable.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TOYOS
+from conftest import MINI, ROOT, TOYOS, make_project
 from nvmm_port.cli import main
 from nvmm_port.errors import PortError
 from nvmm_port.targets.writer import MANIFEST, Tree, stale_files, write_tree
@@ -281,7 +281,7 @@ def test_cli_interrupted_while_replacing_the_tree_exits_130_and_leaves_nothing(m
     assert (out / "notes.txt").read_text() == "mine\n"
 
 
-# -- 4. modes follow the umask -----------------------------------------------------------------
+# -- 4. modes follow the umask; an unreadable cache says so -------------------------------------
 
 @pytest.fixture()
 def umask():
@@ -299,6 +299,15 @@ def modes(d: Path) -> set[tuple[str, int]]:
 
 
 @pytest.mark.parametrize("mask,dirs,files", [(0o022, 0o755, 0o644), (0o002, 0o775, 0o664)])
+def test_sync_cache_and_lock_follow_the_umask(tmp_path, umask, mask, dirs, files):
+    umask(mask)
+    proj = make_project(tmp_path)
+    assert main(["--project", str(proj), "sync", "--name", "mini", "--dir", str(MINI)]) == 0
+    assert modes(proj / "upstream" / "cache" / "mini") == {("dir", dirs), ("file", files)}
+    assert stat.S_IMODE((proj / "upstream" / "mini.lock").stat().st_mode) == files
+
+
+@pytest.mark.parametrize("mask,dirs,files", [(0o022, 0o755, 0o644), (0o002, 0o775, 0o664)])
 def test_generated_tree_follows_the_umask(mini_project, tmp_path, umask, mask, dirs, files):
     umask(mask)
     out = tmp_path / "new" / "out"
@@ -313,3 +322,20 @@ def test_spec_dirs_follow_the_umask(mini_project, tmp_path, umask, command):
     args = ["new-target", "half"] if command == "new-target" else ["extract-target", "--os", "netbsd"]
     assert main(["--project", str(mini_project), *args, "-o", str(spec)]) == 0
     assert modes(spec) == {("dir", 0o755), ("file", 0o644)}
+
+
+def test_unreadable_cache_is_said_to_be_unreadable(mini_project, capsys, monkeypatch):
+    """What another user sees when the cache is mode 0700 (simulated: tests run as root too)."""
+    cache = mini_project / "upstream" / "cache" / "mini"
+    real = os.scandir
+
+    def denied(path=".", *a, **k):
+        if Path(path) == cache / "driver":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *a, **k)
+    monkeypatch.setattr(os, "scandir", denied)
+    capsys.readouterr()
+    assert gen(mini_project, "--out", str(mini_project / "out")) == 2
+    line = first_error(capsys)
+    assert line.startswith(f"nvmm-port: error: {cache / 'driver'}: cannot read the cache: Permission denied (")
+    assert "does not match its lock" not in line

@@ -15,7 +15,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NoReturn
 
 from ..errors import PortError
 from .layout import DESTS
@@ -250,16 +250,29 @@ class Report:
 def cache_files(cache_dir: Path) -> list[str]:
     """Every file (anything not a folder) under ``cache_dir``, as sorted POSIX paths."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(cache_dir):
+    for dirpath, dirnames, filenames in os.walk(cache_dir, onerror=_unreadable):
         rel_dir = Path(dirpath).relative_to(cache_dir).as_posix()
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             found.append(name if rel_dir == "." else f"{rel_dir}/{name}")
     return sorted(found)
 
 
+def _unreadable(exc: OSError) -> NoReturn:
+    raise PortError(f"cannot read the cache: {exc.strerror or exc}", exc.filename,
+                    "check its permissions (the user who synced it must let you read it), or "
+                    "sync your own copy with $NVMM_PORT_CACHE") from None
+
+
 def verify_cache(lock: Lock, cache_dir: str | Path, files: Iterable[LockedFile] | None = None) -> Report:
-    """Re-hash ``cache_dir`` against the lock: which files changed, are missing or extra."""
-    cache_dir = Path(cache_dir)
+    """Re-hash ``cache_dir`` against the lock: which files changed, are missing or extra.  A cache
+    that cannot be read (permissions) is a PortError saying so, not a list of missing files."""
+    try:
+        return _verify(lock, Path(cache_dir), files)
+    except OSError as exc:
+        _unreadable(exc)
+
+
+def _verify(lock: Lock, cache_dir: Path, files: Iterable[LockedFile] | None) -> Report:
     expected = {f.path: f for f in (lock.files if files is None else files)}
     report = Report()
     present = set(cache_files(cache_dir)) if cache_dir.is_dir() else set()

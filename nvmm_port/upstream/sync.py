@@ -516,6 +516,18 @@ def _write_tree(root: Path, files: list[LockedFile], data: dict[str, bytes]) -> 
             fh.write(data[f.path])
 
 
+def _fresh_dir(parent: Path, prefix: str) -> Path:
+    """A new empty directory with the user's umask (mkdtemp's is 0700, and the cache is renamed
+    from it: other users could then not read the cache)."""
+    while True:
+        d = parent / f"{prefix}{os.urandom(4).hex()}"
+        try:
+            os.mkdir(d)          # mode 0777 & ~umask
+            return d
+        except FileExistsError:
+            continue
+
+
 def _install(project: Project, new: Lock, data: dict[str, bytes], write_cache: bool, write_lock: bool) -> None:
     """Put the new cache and lock in place, all or nothing."""
     cache_dir = project.cache_dir(new.name)
@@ -532,7 +544,7 @@ def _install(project: Project, new: Lock, data: dict[str, bytes], write_cache: b
             cache_root.mkdir(parents=True, exist_ok=True)
             if cache_dir.exists() and not cache_dir.is_dir():
                 raise PortError("is not a directory", cache_dir, "move it away and re-run sync")
-            tmp_dir = Path(tempfile.mkdtemp(prefix=f".{new.name}.sync-", dir=cache_root))
+            tmp_dir = _fresh_dir(cache_root, f".{new.name}.sync-")
             _write_tree(tmp_dir, new.files, data)
             check = verify_cache(new, tmp_dir)
             if not check.ok:
@@ -540,8 +552,8 @@ def _install(project: Project, new: Lock, data: dict[str, bytes], write_cache: b
                                 tmp_dir, "check the disk and re-run sync")
         if write_lock:
             lock_path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=f".{new.name}.lock.", suffix=".tmp", dir=lock_path.parent)
-            tmp_lock = Path(name)
+            tmp_lock = lock_path.parent / f".{new.name}.lock.{os.urandom(4).hex()}.tmp"
+            fd = os.open(tmp_lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)    # umask applies
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
                 fh.write(new.dump())
                 fh.flush()
