@@ -130,7 +130,9 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         "build", help="render the port tree if stale and build it (Kbuild: the kernel module)",
         description=("Render TARGET's port tree (if stale) and build it with its build system. For Kbuild targets "
                      "the module is built against a kernel build directory and checked: no undefined symbols "
-                     "(modpost), and its modinfo is printed. The full log is OUT/build.log."))
+                     "(modpost), and its modinfo is printed. It builds in OUT.obj/, a mirror of the rendered tree "
+                     "(only changed files are copied, so a second build compiles nothing); the full log is "
+                     "OUT.obj/build.log."))
     p.add_argument("--target", required=True, help="a target name under shim/, or the path of a spec directory")
     p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
     p.add_argument("--out", metavar="DIR", help="output directory (default build/TARGET)")

@@ -1,9 +1,11 @@
-"""Output trees gen.py owns (targets/writer.py).
+"""Output trees gen.py owns (targets/writer.py) and the object directory builds run in (run/objdir.py).
 
 Issue 10, "solid ground": (2) generate removes and replaces only the files it wrote, refuses an
 output path it did not make, and says in one line why it cannot write; (3) an interrupt leaves the
 old or the new tree and nothing else, and the command exits 130; (4) the cache, output trees and
-spec directories follow the user's umask, and an unreadable cache is said to be unreadable.
+spec directories follow the user's umask, and an unreadable cache is said to be unreadable; (5)
+build products live in ``<out>.obj/``, so a second build compiles nothing and generate --check
+after a build is clean.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MINI, ROOT, TOYOS, make_project
+from conftest import MINI, ROOT, TOYOS, make_project, reference_cache
 from nvmm_port.cli import main
 from nvmm_port.errors import PortError
+from nvmm_port.run.objdir import RECORD, mirror_tree, objdir_of
 from nvmm_port.targets.writer import MANIFEST, Tree, stale_files, write_tree
 
 
@@ -339,3 +342,88 @@ def test_unreadable_cache_is_said_to_be_unreadable(mini_project, capsys, monkeyp
     line = first_error(capsys)
     assert line.startswith(f"nvmm-port: error: {cache / 'driver'}: cannot read the cache: Permission denied (")
     assert "does not match its lock" not in line
+
+
+# -- 5. builds in <out>.obj ---------------------------------------------------------------------
+
+def test_mirror_copies_changed_files_only_and_drops_removed_ones(tmp_path):
+    obj = objdir_of(tmp_path / "linux")
+    assert obj == tmp_path / "linux.obj"
+    first = mirror_tree(tree(a="1\n", sub__b="2\n", c="3\n"), obj)
+    assert first.copied == ["a", "c", "sub/b"]
+    (obj / "a.o").write_text("a product\n")
+    old = {rel: (obj / rel).stat().st_mtime_ns for rel in ("a", "sub/b")}
+    os.utime(obj / "c", ns=(1, 1))
+    again = mirror_tree(tree(a="1\n", sub__b="2\n", c="30\n"), obj)
+    assert again.copied == ["c"] and again.unchanged == ["a", "sub/b"]
+    assert {rel: (obj / rel).stat().st_mtime_ns for rel in ("a", "sub/b")} == old
+    assert (obj / "c").stat().st_mtime_ns > 1
+    gone = mirror_tree(tree(a="1\n"), obj)
+    assert gone.removed == ["c", "sub/b"] and (obj / "a.o").is_file()
+    assert sorted(snapshot(obj)) == [RECORD, "a", "a.o"]
+
+
+def test_objdir_gen_did_not_make_is_refused(tmp_path):
+    obj = tmp_path / "linux.obj"
+    obj.mkdir()
+    (obj / "x").write_text("mine\n")
+    with pytest.raises(PortError) as exc:
+        mirror_tree(tree(a="1\n"), obj)
+    assert exc.value.one_line().startswith(f"{obj}: is not empty and gen.py did not make it (no {RECORD})")
+    assert sorted(snapshot(obj)) == ["x"]
+
+
+@pytest.fixture(scope="module")
+def linux_built(tmp_path_factory):
+    """The Linux port built once from a copy of its spec (so the copy can be edited)."""
+    from nvmm_port.run.build import default_kdir
+    if reference_cache() is None:
+        pytest.skip("no synced dragonfly-2024 cache")
+    if not (default_kdir() / "Makefile").is_file():
+        pytest.skip("no kernel build directory: apt-get install linux-headers-amd64")
+    base = tmp_path_factory.mktemp("incremental")
+    shutil.copytree(ROOT / "shim" / "linux", base / "shim" / "linux")
+    shutil.copytree(ROOT / "shim" / "common", base / "shim" / "common")
+    spec, out = base / "shim" / "linux", base / "build" / "linux"
+    first = build(spec, out)
+    return spec, out, first
+
+
+def build(spec: Path, out: Path):
+    from nvmm_port.project import Project
+    from nvmm_port.run.build import build_target
+    return build_target(Project.find(ROOT), str(spec), None, out, None, False, 2, quiet=True)
+
+
+def test_first_build_keeps_products_out_of_the_rendered_tree(linux_built):
+    _, out, first = linux_built
+    assert first.objdir == out.with_name("linux.obj") and first.module == first.objdir / "nvmm.ko"
+    assert len(first.compiled) >= 8 and "driver/nvmm_linux.o" in first.compiled
+    assert first.userland is not None and first.userland.library == first.objdir / "libnvmm" / "libnvmm.a"
+    assert not [p for p in out.rglob("*") if p.suffix in (".o", ".ko", ".a", ".cmd", ".log")]
+
+
+def test_second_build_compiles_nothing_and_says_so(linux_built, capsys):
+    spec, out, _ = linux_built
+    capsys.readouterr()
+    assert main(["build", "--target", str(spec), "--out", str(out), "-j", "2"]) == 0
+    said = capsys.readouterr().out
+    assert f"nothing to compile: {out.with_name('linux.obj') / 'nvmm.ko'} up to date" in said
+    assert "nothing to compile: libnvmm/libnvmm.a and 2 static test program(s)" in said
+
+
+def test_generate_after_build_removes_nothing_and_check_passes(linux_built, capsys):
+    spec, out, first = linux_built
+    capsys.readouterr()
+    assert main(["generate", "--target", str(spec), "--out", str(out), "--check"]) == 0
+    assert main(["generate", "--target", str(spec), "--out", str(out)]) == 0
+    assert " 0 written, " in capsys.readouterr().out and first.module.is_file()
+
+
+def test_changed_glue_fragment_rebuilds_only_the_glue_object(linux_built):
+    spec, out, _ = linux_built
+    core = spec / "glue" / "core.c"
+    core.write_text(core.read_text() + "\n/* edited by tests/test_writer.py */\n")
+    again = build(spec, out)
+    assert again.compiled == ["driver/nvmm_linux.o"]
+    assert again.userland is not None and again.userland.compiled == []

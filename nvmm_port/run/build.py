@@ -4,7 +4,12 @@ Kbuild targets build the kernel module against a kernel build directory (default
 ``/lib/modules/$(uname -r)/build``) and are then checked: modpost must report no undefined
 symbol, and the module's ``.modinfo`` (read from the ELF file) is reported.  Userland parts
 (libnvmm and upstream's test programs) are built by the make rules the target's build file
-template provides.  Every build writes its full log to ``<out>/build.log``.
+template provides.
+
+The build runs in the object directory ``<out>.obj/`` (objdir.py), a mirror of the rendered tree
+where only changed files are copied: objects, the module, libnvmm.a, the programs and the logs
+(``build.log``, ``userland.log``) live there, so rendering never touches them and a second build
+compiles nothing (it says so, from make's output).
 """
 
 from __future__ import annotations
@@ -21,12 +26,16 @@ from pathlib import Path
 
 from ..errors import PortError
 from .diagnostics import build_failure
-from ..targets.generate import prepare, render_tree, write_tree
+from ..targets.generate import prepare, render_tree
 from ..targets.spec import check_spec
+from ..targets.writer import write_tree
+from .objdir import mirror_tree, objdir_of
 
 _UNDEFINED = re.compile(r'modpost: "([^"]+)" \[([^\]]+)\] undefined!')
 _WARNING = re.compile(r"^(?:\./)?([^\s:]+):(\d+):(?:\d+:)? warning: (.*)$", re.M)
 _OBJTOOL = re.compile(r"^(?:\./)?([^\s:]+\.o): warning: objtool: (.*)$", re.M)
+_KBUILD_COMPILED = re.compile(r"^\s+(?:CC|AS) \[M\]\s+(\S+\.o)$", re.M)     # Kbuild's quiet lines
+_MAKE_COMPILED = re.compile(r"\s-c\s+-o\s+(\S+\.o)\s", re.M)              # Makefile.userland's %.o rules
 
 
 @dataclass
@@ -36,6 +45,7 @@ class BuildResult:
     warnings: dict[str, list[str]] = field(default_factory=dict)    # file -> messages
     modinfo: dict[str, list[str]] = field(default_factory=dict)
     log: Path | None = None
+    compiled: list[str] = field(default_factory=list)     # objects this run compiled (relative)
 
 
 def read_modinfo(ko: Path) -> dict[str, list[str]]:
@@ -90,6 +100,8 @@ def kbuild(out: Path, kdir: Path, module: str, jobs: int) -> BuildResult:
     log.write_text("$ " + " ".join(cmd) + "\n" + proc.stdout + proc.stderr)
     text = proc.stdout + proc.stderr
     res = BuildResult(log=log)
+    res.compiled = sorted({_rel(m.group(1), out) for m in _KBUILD_COMPILED.finditer(text)
+                           if not m.group(1).endswith(".mod.o")})
     res.undefined = sorted({m.group(1) for m in _UNDEFINED.finditer(text)})
     for m in _WARNING.finditer(text):
         res.warnings.setdefault(_rel(m.group(1), out), []).append(f"{m.group(2)}: {m.group(3)}")
@@ -117,6 +129,7 @@ class UserlandResult:
     library: Path | None = None
     warnings: dict[str, list[str]] = field(default_factory=dict)
     log: Path | None = None
+    compiled: list[str] = field(default_factory=list)     # objects this run compiled (relative)
 
 
 def is_static_elf(path: Path) -> bool:
@@ -137,6 +150,7 @@ def userland(out: Path, jobs: int, cc: str | None = None) -> UserlandResult:
     text = proc.stdout + proc.stderr
     log.write_text("$ " + " ".join(cmd) + "\n" + text)
     res = UserlandResult(log=log)
+    res.compiled = sorted({_rel(m.group(1), out) for m in _MAKE_COMPILED.finditer(text)})
     for m in _WARNING.finditer(text):
         res.warnings.setdefault(_rel(m.group(1), out), []).append(f"{m.group(2)}: {m.group(3)}")
     if proc.returncode != 0:
@@ -158,11 +172,13 @@ def userland(out: Path, jobs: int, cc: str | None = None) -> UserlandResult:
 @dataclass
 class Built:
     spec: object
-    out: Path
+    out: Path                       # the rendered tree
     kdir: Path
-    module: Path
+    module: Path                    # in objdir
     modinfo: dict[str, list[str]]
     userland: UserlandResult | None
+    objdir: Path                    # where it was built: a mirror of out with every build product
+    compiled: list[str] = field(default_factory=list)     # kernel objects this run compiled
 
 
 @contextlib.contextmanager
@@ -202,7 +218,9 @@ def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool,
                         "build the rendered tree with that system's own tools")
     kdir = Path(kdir) if kdir else default_kdir()
     module = spec.build.get("module", "nvmm")
-    res = kbuild(out, kdir, module, jobs)
+    objdir = objdir_of(out)
+    mirror_tree(tree, objdir)
+    res = kbuild(objdir, kdir, module, jobs)
     if not quiet:
         for f, msgs in sorted(res.warnings.items()):
             print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
@@ -212,20 +230,26 @@ def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool,
     if res.module is None:
         raise PortError(f"the build produced no {module}.ko", res.log, "check the Kbuild file and the log")
     info = res.modinfo
-    say(f"built {res.module} against {kdir.resolve()}: "
-        f"version {','.join(info.get('version', ['-']))}, license {','.join(info.get('license', ['-']))}, "
-        f"description {','.join(info.get('description', ['-']))!r}, vermagic {','.join(info.get('vermagic', ['-']))}")
+    what = (f"against {kdir.resolve()}: "
+            f"version {','.join(info.get('version', ['-']))}, license {','.join(info.get('license', ['-']))}, "
+            f"description {','.join(info.get('description', ['-']))!r}, vermagic {','.join(info.get('vermagic', ['-']))}")
+    if res.compiled:
+        say(f"built {res.module} ({len(res.compiled)} object(s) compiled) {what}")
+    else:
+        say(f"nothing to compile: {res.module} up to date, {what}")
     for p in info.get("parm", []):
         say(f"  parameter {p}")
     user = None
     if spec.build.get("userland"):
-        user = userland(out, jobs)
+        user = userland(objdir, jobs)
         if not quiet:
             for f, msgs in sorted(user.warnings.items()):
                 print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
-        say(f"built {user.library.relative_to(out) if user.library else 'no libnvmm.a'} and "
-            f"{len(user.programs)} static test program(s): {', '.join(sorted(user.programs))}")
-    return Built(spec, out, kdir, res.module, info, user)
+        products = (f"{user.library.relative_to(objdir) if user.library else 'no libnvmm.a'} and "
+                    f"{len(user.programs)} static test program(s): {', '.join(sorted(user.programs))}")
+        say(f"built {products} ({len(user.compiled)} object(s) compiled)" if user.compiled
+            else f"nothing to compile: {products} up to date")
+    return Built(spec, out, kdir, res.module, info, user, objdir, res.compiled)
 
 
 def run_build_command(project, args) -> int:

@@ -468,7 +468,7 @@ def prepare(project, target: str, upstream: str | None, kdir: str | None, jobs: 
         if built.userland is None:
             raise PortError(f"target {built.spec.name} builds no userland, so there is nothing to run in the "
                             "guest", built.spec.toml_path, "set [build] userland = true")
-        files = dict(build_guest_programs(project, built.out, workdir / "bin"))
+        files = dict(build_guest_programs(project, built.objdir, workdir / "bin"))
         module = workdir / "nvmm-full.ko"
         shutil.copyfile(built.module, module)
         for name, exe in built.userland.programs.items():
