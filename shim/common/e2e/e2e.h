@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * Shared helpers of the nvmm-port end-to-end guest programs (shim/common/e2e/).
  *

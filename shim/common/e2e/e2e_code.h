@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * What the nvmm-port end-to-end programs share with kvm_exits.c, which cannot include libnvmm:
  * the guest code (16-bit real-mode loops, encoded by hand from the Intel SDM Vol. 2) and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /*
  * The benchmark guest loop of nvmm_exits.c, under the kernel's own KVM (Documentation/virt/kvm/
  * api.rst): N I/O-port exits returned to userland (KVM_EXIT_IO), then N CPUID exits the kernel

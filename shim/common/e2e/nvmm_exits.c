@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /*
  * Benchmark guest loop under NVMM: N I/O-port exits (handled in userland, as a VMM would, with
  * nvmm_assist_io), then N CPUID exits (handled in the kernel).  Prints exits per second of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /*
  * Bounded random-ioctl run on /dev/nvmm: random command numbers (NVMM's own, 'N' with random
  * number, direction and size, and fully random), random argument pointers (valid scratch

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /*
  * Leak check: N cycles of machine create, vCPU create, guest memory map, a run with I/O and
  * CPUID exits, unmap and destroy, in a child process.  Free memory after that child has exited

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /*
  * Ownership: a machine belongs to the open file that created it.  A second process, with its
  * own open of /dev/nvmm, must get EPERM for every ioctl naming the first process's machine, and

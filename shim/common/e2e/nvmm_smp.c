@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /*
  * SMP: one machine, two vCPUs run concurrently from two threads while the main thread
  *  - moves both threads between host CPUs (sched_setaffinity) so vCPUs migrate while running, and

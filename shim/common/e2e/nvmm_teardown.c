@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /*
  * Teardown on close: a process that exits, or is killed while a vCPU is inside the guest,
  * without destroying anything, must leave no machine behind.  Proof: afterwards a new process
