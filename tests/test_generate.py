@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -144,7 +145,7 @@ def test_incomplete_spec_lists_todos_and_writes_nothing(proj, tmp_path, capsys):
     assert gen(proj, "--target", str(spec), "--out", str(out)) == 2
     err = capsys.readouterr().err
     assert "the spec is incomplete (23 primitives TODO, 17 variation points TODO)" in err.splitlines()[0]
-    assert "  primitives still TODO:" in err and "    os_mtx_lock: provide os_mtx_lock" in err
+    assert "  primitives still TODO:" in err and "target.toml:" in err and ": os_mtx_lock: provide os_mtx_lock" in err
     assert "  variation points still TODO:" in err and "driver/x86/nvmm_x86_vmx.c:vmx_vcpu_run#2" in err
     assert "os_printf:" not in err
     assert not out.exists()
@@ -181,7 +182,8 @@ def test_bad_specs(proj, tmp_path, capsys, edit, expect):
     capsys.readouterr()
     assert gen(proj, "--target", str(d), "--out", str(out)) == 2
     err = capsys.readouterr().err.splitlines()
-    assert "target.toml" in err[0] and expect in err[0], err[0]
+    assert "target.toml" in err[0] and "1 error in the spec" in err[0], err[0]
+    assert len(err) == 2 and re.match(r"  \S+:\d+: ", err[1]) and expect in err[1], err  # one line each, file:line
     assert not out.exists()
 
 

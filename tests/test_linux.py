@@ -124,7 +124,7 @@ def test_module_builds_with_both_backends_and_no_undefined_symbols(linux_build):
     assert res.module is not None and res.module.name == "nvmm.ko"
     info = read_modinfo(res.module)
     assert info["license"] == ["Dual BSD/GPL"]
-    assert info["version"] == [load_spec(ROOT / "shim" / "linux").build["version"]]
+    assert info["version"] == [load_spec(ROOT / "shim" / "linux").build.version]
     assert "NVMM" in info["description"][0]
     assert [p.split(":")[0] for p in info["parm"]] == ["group"]
     syms = subprocess.run(["nm", str(res.module)], capture_output=True, text=True, check=True).stdout.split()

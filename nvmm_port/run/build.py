@@ -212,12 +212,12 @@ def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool,
     tree = render_tree(project, spec, surface, cache, flatten)
     report = write_tree(tree, out)
     say(f"rendered {out}: {len(report.written)} written, {len(report.unchanged)} unchanged")
-    system = spec.build.get("system", "none")
+    system = spec.build.system
     if system != "kbuild":
         raise PortError(f"gen.py build knows Kbuild targets only; {spec.name} uses '{system}'", spec.toml_path,
                         "build the rendered tree with that system's own tools")
     kdir = Path(kdir) if kdir else default_kdir()
-    module = spec.build.get("module", "nvmm")
+    module = spec.build.module
     objdir = objdir_of(out)
     mirror_tree(tree, objdir)
     res = kbuild(objdir, kdir, module, jobs)
@@ -240,7 +240,7 @@ def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool,
     for p in info.get("parm", []):
         say(f"  parameter {p}")
     user = None
-    if spec.build.get("userland"):
+    if spec.build.userland:
         user = userland(objdir, jobs)
         if not quiet:
             for f, msgs in sorted(user.warnings.items()):

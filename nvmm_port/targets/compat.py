@@ -127,8 +127,56 @@ def resolve(catalog: Catalog, needed: Iterable[str], provided: Iterable[str], co
     for name in sorted(set(needed)):
         want(name, None)
     if missing:
-        raise PortError(_missing_message(catalog, missing, context, sources), catalog.path.parent)
+        raise MissingNames(catalog, missing, context, sources)
     return res
+
+
+@dataclass(frozen=True)
+class MissingName:
+    """A needed name nothing defines: what is wrong and where the catalog would define it."""
+
+    name: str
+    uses: str            # " (3 uses: driver/nvmm.c)" or ""
+    problem: str         # "has no compat definition", ...
+    fix: str             # what to do in the catalog, or who provides it (``service``)
+    service: bool        # an OS or C library service: never catalog business
+
+
+class MissingNames(PortError):
+    """Needed names without a definition: one line naming them all (where = the catalog), and
+    ``items`` one per name, for a caller that knows which spec key would provide them."""
+
+    def __init__(self, catalog: Catalog, missing: list[str], context: str, sources: dict):
+        self.context = context
+        self.items = _missing_items(catalog, missing, context, sources)
+        super().__init__(_missing_message(catalog, missing, context, sources), catalog.path.parent)
+
+
+def _missing_items(catalog: Catalog, missing: list[str], context: str, sources: dict) -> list[MissingName]:
+    items = []
+    for name in missing:
+        f = sources.get(name)
+        uses = ""
+        if f is not None:
+            files = ", ".join(sorted(getattr(f, "files", None) or {}))
+            uses = f" ({f.uses} use{'s' if f.uses != 1 else ''}{': ' + files if files else ''})"
+        x = catalog.exclusion(name, context)
+        group = catalog.group_of(name)
+        e = catalog.entry(name)
+        if x is not None:
+            who = "the C library" if x.provider == "libc" else "the target's glue"
+            items.append(MissingName(name, uses, f"is not catalog business ({x.reason})", f"{who} provides it", True))
+        elif e is not None:
+            items.append(MissingName(name, uses, f"has only a {'/'.join(e.contexts)} entry in the catalog",
+                                     f"extend {_rel(e.file) if e.file else 'its entries file'}", False))
+        elif group is not None:
+            items.append(MissingName(name, uses, f"({group}) has no compat definition",
+                                     f"add an entry to {_rel(catalog.entry_file(group))}", False))
+        else:
+            items.append(MissingName(name, uses, "is in no catalog group",
+                                     f"add it to a [[group]] of {_rel(catalog.path)} and an entry to that group's "
+                                     "entries file", False))
+    return items
 
 
 def _missing_message(catalog: Catalog, missing: list[str], context: str, sources: dict) -> str:

@@ -29,7 +29,7 @@ from ..analysis.model import OUT_OF_LINE, Surface
 from . import origins, spdx
 from .origins import SpecOrigins
 from .render import Renderer, flatten
-from .spec import TargetSpec, check_spec, load_spec, resolve_target
+from .spec import TargetSpec, check_spec, load_spec, provides_error, resolve_target
 from .writer import Tree, other_files, stale_files, write_tree
 
 SOURCE_EXT = (".c", ".h", ".S", ".s")
@@ -102,7 +102,7 @@ def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: 
         tree.files[path] = text.encode()
         tree.origin[path] = "catalog shim/bsd, template compat/"
 
-    if spec.build.get("userland"):
+    if spec.build.userland:
         # one compat tree per userland program, with just what it uses: libnvmm, then the tests
         user_headers = user_driver_headers(tree, spec)
         for role in USER_ROLES:
@@ -142,7 +142,7 @@ def _glue(spec: TargetSpec, surface: Surface, jenv: jinja2.Environment, root: Pa
     return jenv.get_template("glue/glue.c.j2").render(
         banner=banner_lines(spec, surface, "glue/glue.c.j2", root), spec=spec,
         spdx=spdx.glue_license([(p.file, p.source) for p in functions if p.file] + spec.glue_sources, spec.dir),
-        includes=spec.glue.get("includes", []),
+        includes=spec.glue.includes,
         functions=[fragment(p.file, p.source) for p in functions if p.file],
         fragments=[fragment(rel, text) for rel, text in spec.glue_sources])
 
@@ -259,7 +259,7 @@ def spec_needed_names(spec: TargetSpec, surface: Surface, cache: Path) -> set[st
 
 def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], own: set[str],
             include_paths: list[str], context: str = "kernel", top: str = "compat") -> dict[str, str]:
-    if not spec.raw.get("compat", {}).get("emit", True):
+    if not spec.compat.emit:
         return {}
     try:
         from . import compat as gen_compat
@@ -269,16 +269,18 @@ def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], own: 
     catalog = Catalog.load(project.shim_dir / "bsd" / "catalog.toml")
     comment = "\n".join(banner_lines(spec, surface, "compat/header.h.j2", project.root))
     needed.update(n for n in own if catalog.entry(n) is not None)
-    provided = spec.provides if context == "kernel" else set(spec.raw.get("compat", {}).get("user_provides", []))
-    files = gen_compat.render_compat(catalog, needed, provided, context, comment,
-                                     extra_paths=[p for p in include_paths if p not in spec.raw.get("compat", {})
-                                                  .get("native_headers", [])])
+    provided = spec.provides if context == "kernel" else set(spec.compat.user_provides)
+    try:
+        files = gen_compat.render_compat(catalog, needed, provided, context, comment,
+                                         extra_paths=[p for p in include_paths if p not in spec.compat.native_headers])
+    except gen_compat.MissingNames as exc:
+        raise provides_error(spec, exc) from None
     return {f"{top}/{path}": text for path, text in files.items()}
 
 
 def _build_files(spec, surface, tree: Tree, jenv, root) -> list[tuple[str, str, str]]:
     """The build file of the target's system (and, for Kbuild, a dkms.conf)."""
-    system = spec.build.get("system", "none")
+    system = spec.build.system
     if system == "none":
         return []
     name, template = {"kbuild": ("Kbuild", "build/Kbuild.j2"), "jam": ("Jamfile", "build/Jamfile.j2"),
@@ -287,25 +289,25 @@ def _build_files(spec, surface, tree: Tree, jenv, root) -> list[tuple[str, str, 
     bridge = {f"driver/{Path(rel).name}" for rel, _ in spec.bridge_sources}
     common = [f"driver/{Path(rel).name}" for rel, _ in spec.common_files if rel.endswith(".c")]
     upstream = [p for p in sources if p in surface.upstream.files or p in bridge]
-    module = spec.build.get("module", "nvmm")
+    module = spec.build.module
     out = [(name, jenv.get_template(template).render(
         banner=banner_lines(spec, surface, template, root), spec=spec, sources=sources,
         upstream_sources=upstream, common_sources=common,
         glue_sources=[p for p in sources if p not in upstream and p not in common],
-        module=module, cflags=spec.build.get("cflags", []), glue_cflags=spec.build.get("glue_cflags", []),
-        common_cflags=spec.build.get("common_cflags", []), version=spec.build.get("version", __version__),
+        module=module, cflags=spec.build.cflags, glue_cflags=spec.build.glue_cflags,
+        common_cflags=spec.build.common_cflags, version=spec.build.version,
         include_dirs=["compat", "driver", "driver/x86"] if any(p.startswith("compat/") for p in tree.files)
         else ["driver", "driver/x86"]), template)]
-    if spec.build.get("userland"):
+    if spec.build.userland:
         mk = "build/Makefile.userland.j2"
         out.append(("Makefile.userland", jenv.get_template(mk).render(
             banner=banner_lines(spec, surface, mk, root), library=_user_library(surface, tree),
             programs=_user_programs(surface, tree)), mk))
-    if system == "kbuild" and spec.build.get("dkms", True):
+    if system == "kbuild" and spec.build.dkms:
         dkms = "build/dkms.conf.j2"
         out.append(("dkms.conf", jenv.get_template(dkms).render(
             banner=banner_lines(spec, surface, dkms, root), module=module,
-            version=spec.build.get("version", __version__)), dkms))
+            version=spec.build.version), dkms))
     return out
 
 
@@ -348,7 +350,7 @@ def _provenance(spec: TargetSpec, surface: Surface, tree: Tree, flat: bool, jenv
 
 def prepare(project, target: str, upstream: str | None):
     from ..analysis.analyze import analyze_project, load_upstream
-    spec = load_spec(resolve_target(project, target))
+    spec = load_spec(resolve_target(project, target), defer_errors=True)     # check_spec reports them all
     surface = analyze_project(project, upstream)
     _, cache, _ = load_upstream(project, surface.upstream.name)
     return spec, surface, cache

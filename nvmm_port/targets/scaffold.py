@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
 from .. import tomlw
-from ..errors import PortError
+from ..errors import DiagnosticsError, PortError
 from . import todos
 from .extract import write_spec
 from ..analysis.model import Surface
-from .spec import TargetSpec, block_primitives, enclosing_primitive, load_spec, resolve_target
+from ..project import Project
+from .spec import (TargetSpec, block_primitives, default_macro, enclosing_primitive, load_spec, macro_problem,
+                   resolve_target, target_name_problem, validate)
 
 
 def _semantics(project) -> dict[str, str]:
@@ -46,14 +50,18 @@ def scaffold(project, name: str, surface: Surface, macro: str | None) -> dict[st
 
 def run_new_target_command(project, args) -> int:
     from ..analysis.analyze import analyze_project
-    if not args.name.replace("-", "_").isidentifier():
-        raise PortError(f"'{args.name}' is not a usable target name", project.shim_dir,
-                        "use letters, digits, - and _")
+    problem = target_name_problem(args.name)
+    if problem is not None:
+        raise PortError(problem, project.shim_dir, "pick another name")
+    macro = args.macro or default_macro(args.name)
+    problem = macro_problem(macro)
+    if problem is not None:
+        raise PortError(f"--macro: {problem}", None, f"pass e.g. --macro {default_macro(args.name)}")
     out = Path(args.output) if args.output else project.shim_dir / args.name
     if out.exists() and not args.force:
         raise PortError("the spec directory exists already", out, "pass --force to overwrite it, or pick another name")
     surface = analyze_project(project, args.upstream)
-    files = scaffold(project, args.name, surface, args.macro)
+    files = scaffold(project, args.name, surface, macro)
     write_spec(files, out)
     spec = load_spec(out)
     todo = spec.todos()
@@ -62,9 +70,13 @@ def run_new_target_command(project, args) -> int:
     return 0
 
 
-def surface_report(spec: TargetSpec, surface: Surface, project) -> dict:
-    """What the spec provides, what it lacks, and which compat entries it will emit."""
-    provided, lacking = {}, []
+def surface_report(spec: TargetSpec, surface: Surface, project: Project) -> dict[str, Any]:
+    """What the spec provides, what it lacks, which compat headers it will emit, and every error
+    of the validation ``gen.py generate`` runs (:func:`~.spec.validate`, then the compat headers
+    of a complete spec): ``complete`` here means generate accepts the spec."""
+    errors = [str(d) for d in validate(spec, surface) if d.group is None]
+    provided: dict[str, list[str]] = {}
+    lacking: list[str] = []
     for p in surface.primitives:
         e = spec.primitives.get(p.name)
         if e is None:
@@ -72,12 +84,12 @@ def surface_report(spec: TargetSpec, surface: Surface, project) -> dict:
         elif e.todo is not None:
             lacking.append(f"primitive {p.name}: TODO ({e.todo})")
         else:
-            how = "native" if e.native else ("external" if e.external else e.kind)
+            how = "native" if e.native else ("external" if e.external else (e.kind or "no kind"))
             provided.setdefault(how, []).append(p.name)
-    vp_forms = {}
+    vp_forms: dict[str, list[str]] = {}
     for v in surface.variation_points:
-        e = spec.variation_points.get(v.id)
-        if e is None:
+        ve = spec.variation_points.get(v.id)
+        if ve is None:
             if v.in_contract and block_primitives(v, surface):
                 vp_forms.setdefault("rendered from primitives", []).append(v.id)
                 continue
@@ -85,56 +97,70 @@ def surface_report(spec: TargetSpec, surface: Surface, project) -> dict:
                 vp_forms.setdefault("body of its primitive", []).append(v.id)
                 continue
             lacking.append(f"variation point {v.id}: no entry")
-        elif e.todo is not None:
+        elif ve.todo is not None:
             lacking.append(f"variation point {v.id}: TODO")
         else:
-            form = next(k for k in ("same_as", "code", "omit", "items") if getattr(k == "code" and e, "code", None)
-                        or (k != "code" and getattr(e, k)))
+            form = next((k for k in ("same_as", "code", "omit", "items") if getattr(ve, k)), "file")
             vp_forms.setdefault(form, []).append(v.id)
     compat: list[str] = []
-    exact = not lacking
-    try:
-        if exact:
-            # complete spec: exactly what generate emits (names on lines the target compiles)
-            from ..analysis.analyze import load_upstream
-            from .generate import render_tree
-            _, cache, _ = load_upstream(project, surface.upstream.name)
+    exact = not lacking and not errors
+    if exact:
+        # a valid, complete spec: exactly what generate emits (names on lines the target compiles)
+        from ..analysis.analyze import load_upstream
+        from .generate import render_tree
+        _, cache, _ = load_upstream(project, surface.upstream.name)
+        try:
             compat = sorted(p[len("compat/"):] for p in render_tree(project, spec, surface, cache, False).files
                             if p.startswith("compat/"))
-        elif spec.raw.get("compat", {}).get("emit", True):
-            # incomplete: approximate with every name of the base flavour
-            from . import compat as gen_compat
-            from ..analysis.catalog import Catalog
-            catalog = Catalog.load(project.shim_dir / "bsd" / "catalog.toml")
-            needed = gen_compat.needed_names(surface.foreign_identifiers, flavour=spec.base) | spec.compat_needs
+        except DiagnosticsError as exc:
+            errors.extend(str(d) for d in exc.errors)
+        except PortError as exc:
+            errors.append(exc.one_line())
+            errors.extend(exc.details)
+    elif spec.compat.emit:
+        # incomplete: approximate with every name of the base flavour
+        from . import compat as gen_compat
+        from ..analysis.catalog import Catalog
+        catalog = Catalog.load(project.shim_dir / "bsd" / "catalog.toml")
+        needed = gen_compat.needed_names(surface.foreign_identifiers, flavour=spec.base) | spec.compat_needs
+        try:
             compat = sorted(gen_compat.render_compat(catalog, needed, spec.provides, "kernel", ""))
-    except PortError as exc:
-        lacking.append(f"compat: {exc.message}")
+        except gen_compat.MissingNames as exc:
+            if lacking:         # early news for a spec being filled; noise next to a complete one's errors
+                lacking.extend(f"compat (approximate): {i.name}{i.uses} {i.problem}" for i in exc.items)
+        except PortError as exc:
+            if lacking:
+                lacking.append(f"compat (approximate): {exc.message}")
     return {"target": spec.name, "provided": provided, "variation_points": vp_forms, "lacking": lacking,
-            "compat_headers": compat, "compat_exact": exact}
+            "errors": errors, "compat_headers": compat, "compat_exact": exact}
 
 
-def run_surface_command(project, args) -> int:
+def run_surface_command(project: Project, args: argparse.Namespace) -> int:
     import json
     from ..analysis.analyze import analyze_project
-    spec = load_spec(resolve_target(project, args.target))
+    spec = load_spec(resolve_target(project, args.target), defer_errors=True)    # listed with the rest
     surface = analyze_project(project, args.upstream)
     rep = surface_report(spec, surface, project)
     if args.format == "json":
         sys.stdout.write(json.dumps(rep, indent=2) + "\n")
-        return 0
+        return 1 if rep["lacking"] or rep["errors"] else 0
     print(f"target {rep['target']} against upstream {surface.upstream.name}")
     for how, names in sorted(rep["provided"].items()):
         print(f"  provides {len(names):3d} primitive(s) as {how}")
     for form, ids in sorted(rep["variation_points"].items()):
         print(f"  fills    {len(ids):3d} variation point(s) by {form}")
     print(f"  emits    {len(rep['compat_headers'])} compat header(s)"
-          f"{'' if rep['compat_exact'] else ' (approximate until the spec is complete)'}"
+          f"{'' if rep['compat_exact'] else ' (approximate until the spec is complete and valid)'}"
           f"{': ' if rep['compat_headers'] else ''}" + ", ".join(rep["compat_headers"]))
+    if rep["errors"]:
+        print(f"  errors   {len(rep['errors'])} (gen.py generate refuses the spec until they are fixed):")
+        for line in rep["errors"]:
+            print(f"    {line}")
     if rep["lacking"]:
         print(f"  lacks    {len(rep['lacking'])} entr{'y' if len(rep['lacking']) == 1 else 'ies'}:")
         for line in rep["lacking"]:
             print(f"    {line}")
+    if rep["errors"] or rep["lacking"]:
         return 1
     print("  complete")
     return 0
