@@ -29,6 +29,8 @@ from nvmm_port.targets.spec import (
     target_name_problem,
 )
 
+DOC = ROOT / "docs" / "target-spec.md"
+
 
 @pytest.fixture()
 def proj(mini_project):
@@ -345,7 +347,7 @@ def test_missing_provides_name_the_spec_one_per_line(proj, tmp_path, capsys):
     assert code == 1 and rep["errors"] == details
 
 
-# --------------------------------------------------------------------------- the schema
+# --------------------------------------------------------------------------- the schema and its reference
 
 def test_schema_is_typed_with_defaults_in_one_place():
     spec = load_spec(TOYOS)
@@ -366,6 +368,23 @@ def test_no_raw_dict_access_to_the_spec():
             if re.search(r"spec\.(raw\b|(build|glue|compat|target)\.get\(|(build|glue|compat)\[)", line):
                 bad.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
     assert not bad, "\n".join(bad)
+
+
+def _doc_sections() -> dict[str, str]:
+    text = DOC.read_text()
+    parts = re.split(r"^## `\[(.+?)\]`.*$", text, flags=re.MULTILINE)
+    return {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
+
+
+def test_every_schema_key_is_documented():
+    sections = _doc_sections()
+    assert sorted(sections) == sorted(SCHEMA), "docs/target-spec.md: one '## `[table]`' section per table"
+    for table, cls in SCHEMA.items():
+        for key in schema_keys(cls):
+            assert re.search(rf"^\| `{key}` \|", sections[table], re.MULTILINE), \
+                f"[{table}] {key} is not in docs/target-spec.md"
+    for kind in specmod.PRIMITIVE_KINDS:
+        assert f"`{kind}`" in sections["primitives.NAME"]
 
 
 def _keys_used(data: dict) -> list[tuple[str, str]]:
