@@ -76,7 +76,12 @@ class DiagnosticsError(PortError):
         for heading, items in groups.items():
             details.append(f"{heading}:")
             details.extend(f"  {d}" for d in items)
-        super().__init__(message, shown_path(where) if where is not None else None, fix, details)
+        if len(self.diagnostics) == 1 and self.diagnostics[0].group is None:
+            # one problem: it is the one line, with its own file:line and fix
+            only = self.diagnostics[0]
+            super().__init__(only.message, only.location(), only.fix, [])
+        else:
+            super().__init__(message, shown_path(where) if where is not None else None, fix, details)
         # str() carries the details too, for callers that only see the exception's text
         self.args = ("\n".join([self.one_line(), *("  " + d for d in self.details)]),)
 
