@@ -117,18 +117,8 @@ def _visible(decls, use_file: str) -> bool:
 
 
 def flavour_env(os_name: str, oses: list[str], kernel: bool) -> cpp.Env:
-    """The macros known for one OS flavour: its own macro defined, every other OS's undefined."""
-    env: cpp.Env = {}
-    for macro, owner in cpp.OS_MACROS.items():
-        if owner != os_name:
-            env[macro] = None
-    env[cpp.OS_DETECT_MACRO.get(os_name, f"__{os_name}__")] = 1
-    env["_KERNEL"] = 1 if kernel else None
-    env["__x86_64__"] = 1
-    env["__amd64__"] = 1
-    env["__i386__"] = None
-    env["__aarch64__"] = None
-    return env
+    """The macros known for one OS flavour (:func:`preprocessor.os_env`)."""
+    return cpp.os_env(cpp.detect_macro(os_name), kernel)
 
 
 def _clang_defines(env: cpp.Env) -> dict[str, str | None]:
@@ -672,14 +662,8 @@ def _non_define_directive_lines(scan: cpp.FileScan) -> set[int]:
 
 
 def _branch_taken(blk: cpp.CondBlock, br: cpp.Branch, fl: str, oses: list[str], kernel: bool) -> bool:
-    env = flavour_env(fl, oses, kernel)
-    for b in blk.branches:
-        v = 1 if b.kind == "else" else cpp._safe_eval(b, env)
-        if b is br:
-            return v != 0
-        if v not in (0, None):
-            return False
-    return False
+    """Whether flavour ``fl`` may compile ``br`` (an undecided branch counts)."""
+    return any(b is br for b in blk.candidates(flavour_env(fl, oses, kernel)))
 
 
 def _directive(br: cpp.Branch, lines: list[str]) -> str:

@@ -312,6 +312,33 @@ def names_in(expr: Expr) -> set[str]:
 # undefined).  A name missing from the mapping is unknown.
 Env = dict[str, Union[int, None]]
 
+# The machine upstream is analysed and every target is built for: x86-64.
+MACHINE_MACROS: Env = {"__x86_64__": 1, "__amd64__": 1, "__i386__": None, "__aarch64__": None}
+
+
+def detect_macro(os_name: str) -> str:
+    """The macro an OS is detected by (``__NetBSD__``); ``__<os>__`` for one this module does not know."""
+    return OS_DETECT_MACRO.get(os_name, f"__{os_name}__")
+
+
+def os_env(macro: str, kernel: bool | None = None, machine: bool = True) -> Env:
+    """The one builder of configurations: the macros known when compiling for the OS (or target)
+    detected by ``macro``.
+
+    ``macro`` is defined; every other OS's macros are undefined (those of ``macro``'s own OS, its
+    version macros, stay unknown); ``_KERNEL`` is defined for a kernel build, undefined for
+    userland, unknown when ``kernel`` is None; the x86-64 machine macros are known unless
+    ``machine`` is False (``--flatten`` resolves only OS macros).  Any other name is unknown.
+    """
+    owner = OS_MACROS.get(macro)
+    env: Env = {m: None for m, os_name in OS_MACROS.items() if owner is None or os_name != owner}
+    env[macro] = 1
+    if kernel is not None:
+        env["_KERNEL"] = 1 if kernel else None
+    if machine:
+        env.update(MACHINE_MACROS)
+    return env
+
 
 def evaluate(expr: Expr, env: Env) -> int | None:
     """Evaluate with three-valued logic: an int, or None when it depends on unknown macros."""
@@ -441,11 +468,43 @@ class CondBlock:
     def oses(self) -> list[str]:
         return sorted({OS_MACROS[n] for n in self.mentioned() if n in OS_MACROS})
 
+    def candidates(self, env: Env) -> list[Branch]:
+        """The branches that may be compiled under ``env``: every one not certainly false, up to
+        the first certainly true (an ``#else`` is reached only when no earlier one is)."""
+        out: list[Branch] = []
+        for br in self.branches:
+            v = 1 if br.kind == "else" else _safe_eval(br, env)
+            if v == 0:
+                continue
+            out.append(br)
+            if v is not None:
+                break
+        return out
+
+    def taken(self, env: Env) -> Branch | None:
+        """The branch compiled under ``env`` (None: none is).  Raises :class:`UndecidedBranch`
+        when a condition ``env`` cannot decide comes first."""
+        found = self.candidates(env)
+        if not found:
+            return None
+        last = found[-1]
+        if len(found) > 1 or (last.kind != "else" and _safe_eval(last, env) is None):
+            raise UndecidedBranch(found[0])
+        return last
+
     def walk(self) -> Iterator["CondBlock"]:
         yield self
         for b in self.branches:
             for c in b.children:
                 yield from c.walk()
+
+
+class UndecidedBranch(ConditionError):
+    """Which branch of a block is compiled depends on macros the configuration leaves unknown."""
+
+    def __init__(self, branch: Branch):
+        self.branch = branch
+        super().__init__(f"'{branch.condition}' at line {branch.line} depends on unknown macros")
 
 
 @dataclass
@@ -496,21 +555,12 @@ class FileScan:
 
         def visit(blocks: list[CondBlock]) -> None:
             for blk in blocks:
-                taken = False   # an earlier branch is certainly true
+                live = {id(br) for br in blk.candidates(env)}
                 for br in blk.branches:
-                    if taken:
+                    if id(br) in live:
+                        visit(br.children)
+                    else:
                         dead.update(range(br.body_start, br.body_end + 1))
-                        continue
-                    v = 1 if br.kind == "else" else _safe_eval(br, env)
-                    if v == 0:
-                        dead.update(range(br.body_start, br.body_end + 1))
-                        continue
-                    if v is not None and br.kind != "else":
-                        taken = True
-                    elif br.kind == "else":
-                        # reached only if every earlier branch was false or unknown
-                        pass
-                    visit(br.children)
         visit(self.blocks)
         return dead
 

@@ -19,7 +19,6 @@ from ..analysis import preprocessor as cpp
 from .. import tomlw
 from ..errors import PortError
 from ..analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface
-from .render import upstream_os_env
 from .spec import block_primitives, enclosing_primitive
 
 HEADER = """\
@@ -117,13 +116,7 @@ def _block(root: Path, v) -> cpp.CondBlock:
 
 
 def _taken(blk: cpp.CondBlock, os_name: str, kernel: bool) -> cpp.Branch | None:
-    env = upstream_os_env(os_name, kernel)
-    for br in blk.branches:
-        if br.kind == "else":
-            return br
-        if cpp.evaluate(br.expr, env):
-            return br
-    return None
+    return blk.taken(cpp.os_env(cpp.detect_macro(os_name), kernel))
 
 
 def _branch_text(v, lines: list[str], os_name: str, kernel: bool) -> str | None:

@@ -151,8 +151,7 @@ def user_driver_headers(tree: Tree, spec: TargetSpec) -> set[str]:
     """The driver headers a userland build compiles: those reachable by #include from libnvmm and
     the tests on lines the userland compiles (nvmm.h, nvmm_ioctl.h, x86/nvmm_x86.h)."""
     from ..analysis import preprocessor as cpp
-    from .render import target_env
-    env = target_env(spec, False)
+    env = cpp.os_env(spec.macro, False)
     work = [p for p in tree.files if p.startswith(USER_ROLES) and p.endswith(SOURCE_EXT)]
     seen: set[str] = set()
     while work:
@@ -179,13 +178,12 @@ def _angle_includes(tree: Tree, spec: TargetSpec, upstream_world: set[str],
     """<paths> the target's driver compiles in upstream's world (so each gets a compat header, if only a
     forwarding one); the glue includes the target kernel's own headers."""
     from ..analysis import preprocessor as cpp
-    from .render import target_env
     paths = set()
     for rel, data in tree.files.items():
         if not rel.startswith(roots) or not rel.endswith(SOURCE_EXT) or rel not in upstream_world:
             continue
         scan = cpp.scan_text(data.decode("utf-8", errors="surrogateescape"), rel)
-        dead = scan.inactive_lines(target_env(spec, rel.startswith("driver/") if kernel is None else kernel))
+        dead = scan.inactive_lines(cpp.os_env(spec.macro, rel.startswith("driver/") if kernel is None else kernel))
         for line, inc, angle in scan.includes:
             if angle and line not in dead and f"driver/{inc}" not in tree.files \
                     and f"libnvmm/{inc}" not in tree.files:

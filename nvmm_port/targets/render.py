@@ -32,30 +32,6 @@ from .origins import Origin, SpecOrigins
 from .spec import PrimitiveSpec, TargetSpec, VPSpec, block_primitives, enclosing_primitive
 
 
-def target_env(spec: TargetSpec, kernel: bool) -> cpp.Env:
-    env: cpp.Env = {m: None for m in cpp.OS_MACROS}
-    env.pop(spec.macro, None)
-    env[spec.macro] = 1
-    env["_KERNEL"] = 1 if kernel else None
-    env["__x86_64__"] = 1
-    return env
-
-
-def os_only_env(spec: TargetSpec) -> cpp.Env:
-    """For --flatten: only OS macros are resolved (unifdef -D<macro> -U<other OSes>)."""
-    env: cpp.Env = {m: None for m in cpp.OS_MACROS}
-    env[spec.macro] = 1
-    return env
-
-
-def upstream_os_env(os_name: str, kernel: bool) -> cpp.Env:
-    env: cpp.Env = {m: None for m, owner in cpp.OS_MACROS.items() if owner != os_name}
-    env[cpp.OS_DETECT_MACRO[os_name]] = 1
-    env["_KERNEL"] = 1 if kernel else None
-    env["__x86_64__"] = 1
-    return env
-
-
 @dataclass
 class Edit:
     start: int                 # first line replaced (1-based)
@@ -225,13 +201,13 @@ class Renderer:
     # ---- edits
 
     def _edits(self, vp: VariationPoint, blk: cpp.CondBlock, lines: list[str], desired, kernel: bool) -> list[Edit]:
-        env = target_env(self.spec, kernel)
+        env = cpp.os_env(self.spec.macro, kernel)
         taken = self._taken(blk, env, vp)
         mode, value = desired
         macro = self.spec.macro
         self.chosen[vp.id] = None
         if mode == "same_as":
-            src_env = upstream_os_env(value, kernel)
+            src_env = cpp.os_env(cpp.detect_macro(value), kernel)
             want_branch = self._taken(blk, src_env, vp)
             if want_branch is taken or (want_branch is not None and taken is not None
                                         and _same_text(_body(lines, want_branch), _body(lines, taken))):
@@ -265,7 +241,7 @@ class Renderer:
         scan = self._scans.get(path)
         if scan is None:
             return set()
-        dead = scan.inactive_lines(target_env(self.spec, path.startswith("driver/") if kernel is None else kernel))
+        dead = scan.inactive_lines(cpp.os_env(self.spec.macro, path.startswith("driver/") if kernel is None else kernel))
         blocks = {b.line_start: b for b in scan.all_blocks()}
         for vp in self.vps_by_file.get(path, []):
             if vp.id not in self.chosen:
@@ -286,18 +262,13 @@ class Renderer:
         except cpp.ConditionError:
             return False
 
-    def _taken(self, blk: cpp.CondBlock, env: cpp.Env, vp) -> cpp.Branch | None:
-        for br in blk.branches:
-            if br.kind == "else":
-                return br
-            v = cpp.evaluate(_cond(br), env)
-            if v is None:
-                raise PortError(f"cannot tell which branch of {vp.id} the target takes: '{br.condition}' "
-                                "depends on macros other than the OS's", self.root / vp.file,
-                                "fill this variation point with explicit code for the target")
-            if v:
-                return br
-        return None
+    def _taken(self, blk: cpp.CondBlock, env: cpp.Env, vp: VariationPoint) -> cpp.Branch | None:
+        try:
+            return blk.taken(env)
+        except cpp.UndecidedBranch as exc:
+            raise PortError(f"cannot tell which branch of {vp.id} the target takes: '{exc.branch.condition}' "
+                            "depends on macros other than the OS's", self.root / vp.file,
+                            "fill this variation point with explicit code for the target") from None
 
     def _extend(self, br: cpp.Branch, lines: list[str], macro: str) -> Edit:
         cond = cpp.unparse(cpp.Binary("||", _cond(br), cpp.Defined(macro)))
@@ -326,7 +297,7 @@ class Renderer:
         for os_name in self.surface.upstream.oses:
             if cpp.OS_DETECT_MACRO.get(os_name) == self.spec.macro:
                 continue
-            env = upstream_os_env(os_name, True)
+            env = cpp.os_env(cpp.detect_macro(os_name), True)
             env.pop(self.spec.macro, None)
             env[self.spec.macro] = None
             try:
@@ -372,4 +343,4 @@ def _align_defines(text: str) -> str:
 
 
 def flatten(text: str, spec: TargetSpec, path: str) -> str:
-    return origins.renumber(cpp.unifdef(text, os_only_env(spec), path), path)
+    return origins.renumber(cpp.unifdef(text, cpp.os_env(spec.macro, machine=False), path), path)
