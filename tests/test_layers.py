@@ -8,7 +8,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "nvmm_port"
 # lowest first; a module may import its own layer and those before it
 LAYERS = ["base", "upstream", "analysis", "targets", "run", "cli"]
-BASE = {"errors", "project", "tomlw", "ui", "__init__"}
+BASE = {"errors", "project", "templating", "tomlw", "ui", "__init__"}
 
 
 def layer_of(parts: tuple[str, ...]) -> str:

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import jinja2
-
+from ..templating import render as render_template
 from .catalog import MEMBERS, UNKNOWN
-from .model import Surface
-from ..project import PACKAGE_DIR
-
-TEMPLATES = PACKAGE_DIR.parent / "templates"
+from .model import Definition, Primitive, Surface
 
 OS_TITLES = {"netbsd": "NetBSD", "dragonfly": "DragonFly", "freebsd": "FreeBSD", "openbsd": "OpenBSD",
              "haiku": "Haiku", "linux": "Linux", "darwin": "macOS", "all": "all OSes"}
 
 
-def render(surface: Surface, fmt: str, templates: Path | None = None) -> str:
+def render(surface: Surface, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(surface.to_json(), indent=2, sort_keys=False) + "\n"
     if fmt == "md":
-        return render_markdown(surface, templates)
+        return render_markdown(surface)
     raise ValueError(fmt)
 
 
@@ -33,11 +28,15 @@ def _cell(text: str, limit: int = 90) -> str:
     return "`" + text.replace("|", "\\|").replace("`", "'") + "`" if text else ""
 
 
-def _body(defn) -> str:
+def os_title(os_name: str) -> str:
+    return OS_TITLES.get(os_name, os_name)
+
+
+def _body(defn: Definition) -> str:
     """What a porter compares: a macro's right-hand side, a typedef's type, a function's signature."""
     text = defn.text
     if defn.kind.endswith("macro"):
-        head, _, rest = text.partition(" ")
+        _, _, rest = text.partition(" ")
         if defn.params is not None:
             rest = text.split(")", 1)[1] if ")" in text else rest
         else:
@@ -48,21 +47,55 @@ def _body(defn) -> str:
     return text
 
 
-def render_markdown(surface: Surface, templates: Path | None = None) -> str:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates or TEMPLATES)),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True, autoescape=False)
-    env.filters["cell"] = _cell
-    env.filters["body"] = _body
-    env.filters["os_title"] = lambda o: OS_TITLES.get(o, o)
-    groups: dict[str, list] = {}
-    for p in surface.primitives:
-        groups.setdefault(p.group, []).append(p)
+def _primitive_row(p: Primitive, oses: list[str]) -> list[str]:
+    """A primitive's table row: its definition per OS (or the one for all), then its first call sites."""
+    cells = [f"`{p.name}`", p.kind]
+    for o in oses:
+        d = p.definitions.get(o) or p.definitions.get("all")
+        cells.append(_cell(_body(d)) if d is not None else "—")
+    sites = f"{len(p.call_sites)}"
+    if p.call_sites:
+        sites += ": " + ", ".join(c.where + (f" ({c.function})" if c.function else "") for c in p.call_sites[:3])
+        sites += ", …" if len(p.call_sites) > 3 else ""
+    return cells + [sites]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """``{"error": 3}`` as "3 error", or "none"."""
+    return ", ".join(f"{n} {k}" for k, n in counts.items()) or "none"
+
+
+def _regions(skipped: dict[str, list[list[int]]]) -> str:
+    """Skipped regions per flavour as "NetBSD: 4", or "none"."""
+    return ", ".join(f"{os_title(fl)}: {len(r)}" for fl, r in skipped.items()) or "none"
+
+
+def render_markdown(surface: Surface) -> str:
+    """The surface report: every selection, order and cell is made here; the template lays out tables."""
+    src = surface.upstream.source
+    note = (f", {src['url']}" if src.get("url") else "") + (f" @ `{src['commit'][:12]}`" if src.get("commit") else "") \
+        + (f", imported {surface.upstream.imported}" if surface.upstream.imported else "")
     oses = surface.upstream.oses
+    groups: dict[str, list[list[str]]] = {}
+    for p in surface.primitives:
+        groups.setdefault(p.group, []).append(_primitive_row(p, oses))
     foreign = surface.foreign_groups()
     order = sorted(foreign, key=lambda g: (g in (UNKNOWN, MEMBERS), g))
-    return env.get_template("report/surface.md.j2").render(
-        s=surface, summary=surface.summary(), prim_groups=groups, oses=oses,
-        foreign_groups=[(g, foreign[g]) for g in order], unknown=UNKNOWN,
-        per_flavour={fl: sum(1 for f in surface.foreign_identifiers if fl in f.flavours) for fl in oses},
+    per_flavour = {fl: sum(1 for f in surface.foreign_identifiers if fl in f.flavours) for fl in oses}
+    vps = [[f"`{v.id}`", f"{v.line_start}–{v.line_end}", v.function or "top level", f"`{v.condition}`",
+            " / ".join("+".join(os_title(o) for o in b.oses) or "none" for b in v.branches)
+            + (" (nested)" if v.nested_in else "")]
+           for v in surface.outside_contract]
+    coverage = [[f"`{c.file}`", c.language, c.method, f"{len(c.parsed_by)} TU(s)", _counts(c.diagnostics),
+                 str(c.undeclared), _regions(c.skipped_regions)] for c in surface.coverage]
+    return render_template(
+        "report/surface.md.j2",
+        upstream={"name": surface.upstream.name, "layout": surface.upstream.layout, "note": note},
+        contract_file=surface.contract_file, summary=surface.summary(), os_titles=[os_title(o) for o in oses],
+        per_flavour=[f"{os_title(fl)} flavour {n}" for fl, n in per_flavour.items()],
+        prim_groups=list(groups.items()), contract_compat=[f"`{n}`" for n in surface.contract_compat],
+        variation_points=vps,
+        foreign_groups=[(g, [[f"`{f.name}`", str(f.uses), ", ".join(os_title(o) for o in f.flavours), f.where]
+                             for f in foreign[g]]) for g in order],
+        coverage=coverage,
     )

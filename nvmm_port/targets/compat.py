@@ -37,13 +37,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jinja2
-
 from ..analysis.catalog import CONTEXTS, Catalog, Entry
 from ..errors import PortError
-from ..project import PACKAGE_DIR
+from ..templating import template
 
-TEMPLATES = PACKAGE_DIR.parent / "templates"
 UMBRELLA = "nvmm_compat.h"
 COMMENT_WIDTH = 100
 LANG_ORDER = ("any", "c", "asm")
@@ -351,14 +348,8 @@ def _sections(entries: list[Entry], guard_macros: bool) -> list[dict]:
     return sections
 
 
-def _jinja(templates: Path) -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                              autoescape=False)
-
-
 def render_compat(catalog: Catalog, needed: Iterable[str], provided: Iterable[str], context: str,
-                  header_comment: str, extra_paths: Iterable[str] = (), *, templates: Path | None = None,
+                  header_comment: str, extra_paths: Iterable[str] = (), *,
                   sources: dict | None = None) -> dict[str, str]:
     """{relative path: text} of the compat headers for ``needed`` in ``context`` ("kernel" or "user").
 
@@ -371,14 +362,13 @@ def render_compat(catalog: Catalog, needed: Iterable[str], provided: Iterable[st
     ordered = order(catalog, res.entries)
     user = context == "user"
     hosted = catalog.hosted_headers if user else frozenset()
-    env = _jinja(templates or TEMPLATES)
     banner = _banner(header_comment)
     total = {}
     for e in catalog.entries.values():
         total[e.header] = total.get(e.header, 0) + 1
     files: dict[str, str] = {}
     for path, entries in ordered:
-        files[path] = env.get_template("compat/header.h.j2").render(
+        files[path] = template("compat/header.h.j2").render(
             banner=banner, context=context, umbrella=UMBRELLA,
             header={"path": path, "guard": guard_of(path), "hosted": path in hosted,
                     "about": _comment(f"<{path}>: {catalog.title_of(path)}. {len(entries)} of the catalog's "
@@ -386,12 +376,12 @@ def render_compat(catalog: Catalog, needed: Iterable[str], provided: Iterable[st
                                       f"this {context} build needs."),
                     "sections": _sections(entries, user and path in hosted)})
     for path in sorted(set(extra_paths) - set(files) - {UMBRELLA}):
-        files[path] = env.get_template("compat/forward.h.j2").render(
+        files[path] = template("compat/forward.h.j2").render(
             banner=banner, context=context, umbrella=UMBRELLA,
             header={"path": path, "guard": guard_of(path), "hosted": path in hosted,
                     "about": _comment(f"<{path}>: upstream includes it; the compat layer defines nothing "
                                       f"here beyond what {UMBRELLA} gathers.")})
-    files[UMBRELLA] = env.get_template("compat/umbrella.h.j2").render(
+    files[UMBRELLA] = template("compat/umbrella.h.j2").render(
         banner=banner, context=context, guard=guard_of(UMBRELLA),
         libc_includes=sorted(res.libc_includes), headers=[p for p, _ in ordered], angle=user,
         about=_comment(f"{UMBRELLA}: every BSD compatibility header of this {context} build, each after "

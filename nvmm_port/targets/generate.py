@@ -22,10 +22,9 @@ import re
 import sys
 from pathlib import Path
 
-import jinja2
-
 from .. import __version__
 from ..analysis.model import OUT_OF_LINE, Surface
+from ..templating import render as render_template
 from . import origins, spdx
 from .origins import SpecOrigins
 from .render import Renderer, flatten
@@ -36,17 +35,16 @@ SOURCE_EXT = (".c", ".h", ".S", ".s")
 USER_ROLES = ("libnvmm", "tests")
 
 
-def _jinja(templates: Path) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters["basename"] = lambda p: Path(p).name if p else ""
-    return env
+def source_label(surface: Surface) -> str:
+    """Where upstream came from, as generated files name it: its URL, else its directory's name
+    (no machine paths in generated files)."""
+    src = surface.upstream.source
+    return str(src.get("url") or Path(src.get("path") or src.get("dir") or "").name)
 
 
 def banner_lines(spec: TargetSpec, surface: Surface, template: str, project_root: Path) -> list[str]:
-    src = surface.upstream.source
-    where = src.get("url") or (Path(src.get("path") or src.get("dir") or "").name)
-    commit = src.get("commit", "")
+    where = source_label(surface)
+    commit = surface.upstream.source.get("commit", "")
     try:
         spec_dir = spec.dir.relative_to(project_root).as_posix()
     except ValueError:
@@ -62,8 +60,7 @@ def banner_lines(spec: TargetSpec, surface: Surface, template: str, project_root
 
 def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: bool) -> Tree:
     tree = Tree()
-    renderer = Renderer(spec, surface, cache, project.templates_dir, project.root)
-    jenv = _jinja(project.templates_dir)
+    renderer = Renderer(spec, surface, cache, project.root)
     for rel in surface.upstream.files:
         data = (cache / rel).read_bytes()
         if rel.endswith(SOURCE_EXT):
@@ -87,7 +84,7 @@ def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: 
         tree.files[path] = text.encode()
         tree.origin[path] = f"shim/{rel}, verbatim"
 
-    glue = _glue(spec, surface, jenv, project.root)
+    glue = _glue(spec, surface, project.root)
     if glue is not None:
         path = f"driver/nvmm_{spec.os}.c"
         tree.files[path] = glue.encode()
@@ -117,16 +114,16 @@ def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: 
                 tree.files[path] = text.encode()
                 tree.origin[path] = f"catalog shim/bsd, template compat/ (userland: {role})"
 
-    for path, text, template in _build_files(spec, surface, tree, jenv, project.root):
+    for path, text, template in _build_files(spec, surface, tree, project.root):
         tree.files[path] = text.encode()
         tree.origin[path] = f"template {template}"
 
-    tree.files["PROVENANCE"] = _provenance(spec, surface, tree, flat, jenv, project).encode()
+    tree.files["PROVENANCE"] = _provenance(spec, surface, tree, flat, project).encode()
     tree.origin["PROVENANCE"] = "template provenance.j2"
     return tree
 
 
-def _glue(spec: TargetSpec, surface: Surface, jenv: jinja2.Environment, root: Path) -> str | None:
+def _glue(spec: TargetSpec, surface: Surface, root: Path) -> str | None:
     functions = [spec.primitives[p.name] for p in surface.primitives
                  if p.name in spec.primitives and spec.primitives[p.name].kind == OUT_OF_LINE
                  and not spec.primitives[p.name].external and not spec.primitives[p.name].native]
@@ -139,8 +136,8 @@ def _glue(spec: TargetSpec, surface: Surface, jenv: jinja2.Environment, root: Pa
         text = spdx.blank(text)         # its SPDX tag is the glue's first line, not repeated here
         return {"path": rel, "text": text.strip(),
                 "line": where.fragment(rel, 1 + origins.lead_lines(text)).directive()}
-    return jenv.get_template("glue/glue.c.j2").render(
-        banner=banner_lines(spec, surface, "glue/glue.c.j2", root), spec=spec,
+    return render_template(
+        "glue/glue.c.j2", banner=banner_lines(spec, surface, "glue/glue.c.j2", root), spec=spec,
         spdx=spdx.glue_license([(p.file, p.source) for p in functions if p.file] + spec.glue_sources, spec.dir),
         includes=spec.glue.includes,
         functions=[fragment(p.file, p.source) for p in functions if p.file],
@@ -276,7 +273,7 @@ def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], own: 
     return {f"{top}/{path}": text for path, text in files.items()}
 
 
-def _build_files(spec, surface, tree: Tree, jenv, root) -> list[tuple[str, str, str]]:
+def _build_files(spec: TargetSpec, surface: Surface, tree: Tree, root: Path) -> list[tuple[str, str, str]]:
     """The build file of the target's system (and, for Kbuild, a dkms.conf)."""
     system = spec.build.system
     if system == "none":
@@ -288,8 +285,8 @@ def _build_files(spec, surface, tree: Tree, jenv, root) -> list[tuple[str, str, 
     common = [f"driver/{Path(rel).name}" for rel, _ in spec.common_files if rel.endswith(".c")]
     upstream = [p for p in sources if p in surface.upstream.files or p in bridge]
     module = spec.build.module
-    out = [(name, jenv.get_template(template).render(
-        banner=banner_lines(spec, surface, template, root), spec=spec, sources=sources,
+    out = [(name, render_template(
+        template, banner=banner_lines(spec, surface, template, root), spec=spec, sources=sources,
         upstream_sources=upstream, common_sources=common,
         glue_sources=[p for p in sources if p not in upstream and p not in common],
         module=module, cflags=spec.build.cflags, glue_cflags=spec.build.glue_cflags,
@@ -298,13 +295,13 @@ def _build_files(spec, surface, tree: Tree, jenv, root) -> list[tuple[str, str, 
         else ["driver", "driver/x86"]), template)]
     if spec.build.userland:
         mk = "build/Makefile.userland.j2"
-        out.append(("Makefile.userland", jenv.get_template(mk).render(
-            banner=banner_lines(spec, surface, mk, root), library=_user_library(surface, tree),
+        out.append(("Makefile.userland", render_template(
+            mk, banner=banner_lines(spec, surface, mk, root), library=_user_library(surface, tree),
             programs=_user_programs(surface, tree)), mk))
     if system == "kbuild" and spec.build.dkms:
         dkms = "build/dkms.conf.j2"
-        out.append(("dkms.conf", jenv.get_template(dkms).render(
-            banner=banner_lines(spec, surface, dkms, root), module=module,
+        out.append(("dkms.conf", render_template(
+            dkms, banner=banner_lines(spec, surface, dkms, root), module=module,
             version=spec.build.version), dkms))
     return out
 
@@ -333,13 +330,16 @@ def _user_programs(surface: Surface, tree: Tree) -> list[dict]:
     return [{"name": d, "path": f"tests/{d}/{d}", "sources": _compiled(tree, srcs)} for d, srcs in sorted(dirs.items())]
 
 
-def _provenance(spec: TargetSpec, surface: Surface, tree: Tree, flat: bool, jenv, project) -> str:
+def _provenance(spec: TargetSpec, surface: Surface, tree: Tree, flat: bool, project) -> str:
     lock = project.lock_path(surface.upstream.name)
     lock_sha = hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else ""
     files = [(p, hashlib.sha256(tree.files[p]).hexdigest(), tree.origin[p]) for p in sorted(tree.files)]
-    return jenv.get_template("provenance.j2").render(
-        version=__version__, spec=spec, spec_digest=spec.digest(), surface=surface, lock_sha=lock_sha,
-        flat=flat, files=files)
+    mode = f"flattened: every OS conditional resolved for {spec.macro}" if flat \
+        else "variation points filled as #elif arms next to upstream's"
+    return render_template(
+        "provenance.j2", version=__version__, spec=spec, spec_digest=spec.digest(), surface=surface,
+        source=source_label(surface), commit=surface.upstream.source.get("commit", ""), lock_sha=lock_sha,
+        mode=mode, files=files)
 
 
 # ---------------------------------------------------------------------------

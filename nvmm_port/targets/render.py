@@ -22,11 +22,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from ..analysis import preprocessor as cpp
 from ..analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface, VariationPoint
 from ..errors import PortError
+from ..templating import template
 from . import origins
 from .origins import Origin, SpecOrigins
 from .spec import PrimitiveSpec, TargetSpec, VPSpec, block_primitives, enclosing_primitive
@@ -40,15 +39,12 @@ class Edit:
 
 
 class Renderer:
-    def __init__(self, spec: TargetSpec, surface: Surface, root: Path, templates: Path,
-                 project_root: Path | None = None):
+    def __init__(self, spec: TargetSpec, surface: Surface, root: Path, project_root: Path | None = None):
         self.spec = spec
         self.surface = surface
         self.root = root
         self.origins = SpecOrigins(spec, project_root)
-        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
-                                 trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-        self.prim_tpl = env.get_template("contract/primitives.j2")
+        self.prim_tpl = template("contract/primitives.j2")
         self.vps_by_file: dict[str, list[VariationPoint]] = {}
         for v in surface.variation_points:
             self.vps_by_file.setdefault(v.file, []).append(v)

@@ -8,14 +8,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from .. import tomlw
 from ..errors import DiagnosticsError, PortError
 from . import todos
 from .extract import write_spec
 from ..analysis.model import Surface
 from ..project import Project
+from ..templating import render as render_template
 from .spec import (TargetSpec, block_primitives, default_macro, enclosing_primitive, load_spec, macro_problem,
                    resolve_target, target_name_problem, validate)
 
@@ -40,11 +39,8 @@ def scaffold(project, name: str, surface: Surface, macro: str | None) -> dict[st
         if enclosing_primitive(v, surface):
             continue     # inside a primitive defined once for every OS (its body fills it)
         vps.append({"key": tomlw.key(v.id), "note": todos.vp_note(v, surface, name)})
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(project.templates_dir)),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True)
-    text = env.get_template("spec/new-target.toml.j2").render(
-        name=name, macro=macro or f"__{name}__", surface=surface, prims=prims, vps=vps)
+    text = render_template(
+        "spec/new-target.toml.j2", name=name, macro=macro or f"__{name}__", surface=surface, prims=prims, vps=vps)
     return {"target.toml": text}
 
 
