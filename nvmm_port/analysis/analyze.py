@@ -24,6 +24,7 @@ from .. import __version__
 from . import cdecl, clangparse, preprocessor as cpp
 from .catalog import MEMBERS, UNKNOWN, Catalog
 from ..errors import PortError
+from .sources import UpstreamSources
 from .model import (FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, CallSite,
                     Definition, FileCoverage, ForeignIdentifier, Primitive, Surface, Upstream,
                     VariationPoint, VPBranch)
@@ -896,9 +897,11 @@ def load_upstream(project, name: str | None):
 def analyze_tree(root: Path, upstream: Upstream, catalog: Catalog, files: list[str] | None = None) -> Surface:
     an = Analyzer(root, upstream, catalog, files)
     try:
-        return an.run()
+        surface = an.run()
     finally:
         an.close()
+    surface.sources = UpstreamSources(root)
+    return surface
 
 
 def analyze_project(project, name: str | None, use_cache: bool = True) -> Surface:
@@ -909,7 +912,9 @@ def analyze_project(project, name: str | None, use_cache: bool = True) -> Surfac
     if use_cache and cached.is_file():
         from .model_io import surface_from_json
         try:
-            return surface_from_json(json.loads(cached.read_text()))
+            surface = surface_from_json(json.loads(cached.read_text()))
+            surface.sources = UpstreamSources(cache)      # files read and scanned on first use
+            return surface
         except (ValueError, KeyError, TypeError):
             pass   # stale or damaged cache entry: analyze again
     surface = analyze_tree(cache, up, catalog, [f.path for f in lock.files])
@@ -927,7 +932,7 @@ def _cache_key(lock, catalog: Catalog) -> str:
     for f in sorted(lock.files, key=lambda f: f.path):
         h.update(f"{f.path}\0{f.sha256}\n".encode())
     h.update(catalog.path.read_bytes())
-    for mod in ("analyze.py", "preprocessor.py", "clangparse.py", "cdecl.py", "model.py", "catalog.py"):
+    for mod in ("analyze.py", "preprocessor.py", "clangparse.py", "cdecl.py", "model.py", "catalog.py", "sources.py"):
         h.update((Path(__file__).parent / mod).read_bytes())
     return h.hexdigest()[:16]
 

@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import preprocessor as cpp
+from .sources import SourceFile, UpstreamSources
+
 # Kinds of primitive, as a porter reads them.
 TYPEDEF = "typedef"
 OBJECT_MACRO = "object-like macro"
@@ -169,6 +172,23 @@ class Surface:
     foreign_identifiers: list[ForeignIdentifier]
     coverage: list[FileCoverage]
     contract_compat: dict[str, dict[str, Definition]] = field(default_factory=dict)
+    # upstream's files (text, lines, preprocessor scan), attached by the analysis; not serialised
+    sources: UpstreamSources | None = field(default=None, repr=False, compare=False)
+
+    # ---- upstream's files
+
+    def source(self, path: str) -> SourceFile:
+        """An upstream file of this surface, with its text and preprocessor scan."""
+        if self.sources is None:
+            raise LookupError("this surface carries no upstream files (analyze_project and analyze_tree attach them)")
+        return self.sources.get(path)
+
+    def block(self, vp: VariationPoint) -> cpp.CondBlock:
+        """The conditional block a variation point is, in its file's scan (arms = its branches)."""
+        blk = self.source(vp.file).block_at(vp.line_start)
+        if blk is None:
+            raise LookupError(f"variation point {vp.id} is not at line {vp.line_start} of {vp.file} any more")
+        return blk
 
     # ---- convenience views
     def primitive(self, name: str) -> Primitive:

@@ -18,7 +18,7 @@ from pathlib import Path
 from ..analysis import preprocessor as cpp
 from .. import tomlw
 from ..errors import PortError
-from ..analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface
+from ..analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface, VariationPoint
 from .spec import block_primitives, enclosing_primitive
 
 HEADER = """\
@@ -33,12 +33,9 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
         raise PortError(f"upstream {surface.upstream.name} has no {os_name} branches",
                         root, f"pick one of {', '.join(surface.upstream.oses)}")
     macro = cpp.OS_DETECT_MACRO[os_name]
-    texts: dict[str, list[str]] = {}
 
     def lines_of(path: str) -> list[str]:
-        if path not in texts:
-            texts[path] = (root / path).read_text().split("\n")
-        return texts[path]
+        return surface.source(path).lines
 
     out = [HEADER.format(os=os_name, upstream=surface.upstream.name)]
     out.append("[target]")
@@ -80,7 +77,7 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
             if "all" in p.definitions:
                 # one definition for every OS, varying inside: the body is this OS's branch
                 vp = next(v for v in surface.variation_points if enclosing_primitive(v, surface) == p.name)
-                body = _branch_text(vp, lines_of(vp.file), os_name, vp.file.startswith("driver/"))
+                body = _branch_text(surface, vp, os_name, vp.file.startswith("driver/"))
                 out.append(f"body = {tomlw.value(body or '', True)}")
             else:
                 returns, params, body = _inline_parts(d.text)
@@ -95,8 +92,7 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
         out.append(f"[variation_points.{tomlw.key(v.id)}]")
         lines = lines_of(v.file)
         kernel = v.file.startswith("driver/")
-        blk = _block(root, v)
-        br = _taken(blk, os_name, kernel)
+        br = _taken(surface.block(v), os_name, kernel)
         prims = block_primitives(v, surface) if v.in_contract else []
         if br is None:
             out.append("omit = true")
@@ -110,20 +106,13 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
             ".gitignore": "# extracted from upstream NVMM by gen.py extract-target: never commit\n*\n"}
 
 
-def _block(root: Path, v) -> cpp.CondBlock:
-    scan = cpp.scan_text((root / v.file).read_text(), v.file)
-    return next(b for b in scan.all_blocks() if b.line_start == v.line_start)
-
-
 def _taken(blk: cpp.CondBlock, os_name: str, kernel: bool) -> cpp.Branch | None:
     return blk.taken(cpp.os_env(cpp.detect_macro(os_name), kernel))
 
 
-def _branch_text(v, lines: list[str], os_name: str, kernel: bool) -> str | None:
-    blk = cpp.scan_text("\n".join(lines), v.file)
-    b = next(b for b in blk.all_blocks() if b.line_start == v.line_start)
-    br = _taken(b, os_name, kernel)
-    return None if br is None else "\n".join(lines[br.body_start - 1:br.body_end])
+def _branch_text(surface: Surface, v: VariationPoint, os_name: str, kernel: bool) -> str | None:
+    br = _taken(surface.block(v), os_name, kernel)
+    return None if br is None else surface.source(v.file).body(br)
 
 
 def _items(v, br: cpp.Branch, lines: list[str], surface: Surface, os_name: str) -> list[str]:

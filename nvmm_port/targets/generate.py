@@ -62,17 +62,17 @@ def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: 
     tree = Tree()
     renderer = Renderer(spec, surface, cache, project.root)
     for rel in surface.upstream.files:
-        data = (cache / rel).read_bytes()
+        src = surface.source(rel)
         if rel.endswith(SOURCE_EXT):
-            text = renderer.fill(rel, data.decode("utf-8", errors="surrogateescape"))
+            text = renderer.fill(rel)
             if flat:
                 text = flatten(text, spec, rel)
-            tree.files[rel] = text.encode("utf-8", errors="surrogateescape")
+            tree.files[rel] = src.encode(text)
             n = len(renderer.changed.get(rel, []))
             tree.origin[rel] = f"upstream {rel}" + (f", {n} variation point(s) filled" if n else "") + \
                 (", OS conditionals resolved" if flat else "")
         else:
-            tree.files[rel] = data
+            tree.files[rel] = src.data
             tree.origin[rel] = f"upstream {rel}, verbatim"
 
     for rel, text in spec.glue_headers + spec.bridge_sources:
@@ -92,7 +92,7 @@ def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: 
 
     needed = target_needed_names(surface, renderer)
     needed.update(spec.compat_needs)
-    own = spec_needed_names(spec, surface, cache)
+    own = spec_needed_names(spec, surface)
     upstream_world = set(surface.upstream.files) | {f"driver/{Path(rel).name}" for rel, _ in spec.bridge_sources}
     for path, text in _compat(spec, surface, project, needed, own,
                               _angle_includes(tree, spec, upstream_world)).items():
@@ -227,7 +227,7 @@ def target_needed_names(surface: Surface, renderer: Renderer, roles: tuple[str, 
     return needed
 
 
-def spec_needed_names(spec: TargetSpec, surface: Surface, cache: Path) -> set[str]:
+def spec_needed_names(spec: TargetSpec, surface: Surface) -> set[str]:
     """Identifiers the target's own upstream-world code uses: its variation-point arms, its bridge
     sources and headers, and upstream's contract prototypes (nvmm_os.h outside its OS blocks, which
     the analysis leaves to the contract).  Only names the compat catalog knows matter; the caller
@@ -235,17 +235,17 @@ def spec_needed_names(spec: TargetSpec, surface: Surface, cache: Path) -> set[st
     from ..analysis import preprocessor as cpp
     texts = [v.code for v in spec.variation_points.values() if v.code and v.id.startswith("driver/")]
     texts += [t for _, t in spec.bridge_sources + spec.glue_headers]
-    contract = cache / surface.contract_file if surface.contract_file else None
-    if contract is not None and contract.is_file():
-        text = contract.read_text(errors="surrogateescape")
-        scan = cpp.scan_text(text, surface.contract_file)
-        inside = set()
-        for blk in scan.all_blocks():
-            if blk.is_os_conditional:
-                inside.update(range(blk.line_start, blk.line_end + 1))
-        texts.append("\n".join(ln for i, ln in enumerate(text.splitlines(), 1) if i not in inside))
     names: set[str] = set()
     defined: set[str] = set()
+    if surface.contract_file:
+        contract = surface.source(surface.contract_file)
+        inside = set()
+        for blk in contract.scan.all_blocks():
+            if blk.is_os_conditional:
+                inside.update(range(blk.line_start, blk.line_end + 1))
+        names.update(t for t in cpp.tokens("\n".join(ln for i, ln in enumerate(contract.text.splitlines(), 1)
+                                                     if i not in inside)) if t[:1].isalpha() or t[:1] == "_")
+        defined.update(d.name for d in contract.scan.defines if d.line not in inside)
     for text in texts:
         names.update(t for t in cpp.tokens(text) if t[:1].isalpha() or t[:1] == "_")
         defined.update(d.name for d in cpp.scan_text(text).defines)

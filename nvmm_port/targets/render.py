@@ -52,22 +52,20 @@ class Renderer:
         self.changed: dict[str, list[str]] = {}     # file -> ids of the VPs it changed
         # VP id -> the upstream branch the target compiles after filling (None: its own code or nothing)
         self.chosen: dict[str, cpp.Branch | None] = {}
-        self._scans: dict[str, cpp.FileScan] = {}
 
     # ---- one file
 
-    def fill(self, path: str, text: str) -> str:
+    def fill(self, path: str) -> str:
+        """The upstream file ``path`` with its variation points filled for the target."""
+        src = self.surface.source(path)
         vps = self.vps_by_file.get(path, [])
         if not vps:
-            return text
-        scan = cpp.scan_text(text, path)
-        self._scans[path] = scan
-        blocks = {b.line_start: b for b in scan.all_blocks()}
-        lines = text.split("\n")
+            return src.text
+        lines = list(src.lines)
         kernel = path.startswith("driver/")
         edits: list[Edit] = []
         for vp in vps:
-            blk = blocks.get(vp.line_start)
+            blk = src.block_at(vp.line_start)
             if blk is None:
                 raise PortError(f"variation point {vp.id} is not at line {vp.line_start} any more", self.root / path,
                                 "the cache changed after analysis: run `gen.py analyze --no-cache`")
@@ -227,23 +225,22 @@ class Renderer:
             return []
         return self._place(blk, lines, taken, body, env, vp)
 
-    def scan_of(self, path: str):
-        """The preprocessor scan of an upstream file (after fill), or None."""
-        return self._scans.get(path)
+    def scan_of(self, path: str) -> cpp.FileScan | None:
+        """The preprocessor scan of an upstream file with variation points (after fill), or None."""
+        return self.surface.source(path).scan if path in self.vps_by_file else None
 
     def upstream_dead_lines(self, path: str, kernel: bool | None = None) -> set[int]:
         """Lines of the *upstream* file the target does not compile, after filling (call fill first).
         ``kernel`` says which build compiles it (default: driver files the kernel's, others userland's)."""
-        scan = self._scans.get(path)
+        scan = self.scan_of(path)
         if scan is None:
             return set()
         dead = scan.inactive_lines(cpp.os_env(self.spec.macro, path.startswith("driver/") if kernel is None else kernel))
-        blocks = {b.line_start: b for b in scan.all_blocks()}
         for vp in self.vps_by_file.get(path, []):
             if vp.id not in self.chosen:
                 continue
             chosen = self.chosen[vp.id]
-            for br in blocks[vp.line_start].branches:
+            for br in self.surface.block(vp).branches:
                 span = set(range(br.body_start, br.body_end + 1))
                 if br is chosen:
                     dead -= span
