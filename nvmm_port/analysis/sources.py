@@ -48,6 +48,18 @@ class SourceFile:
         """A branch's body, verbatim."""
         return "\n".join(self.lines[br.body_start - 1:br.body_end])
 
+    def arm_scan(self, br: cpp.Branch) -> cpp.FileScan:
+        """A branch's body scanned on its own (what the arm itself includes, defines, nests)."""
+        key = br.line
+        if key not in self._arms:
+            self._arms[key] = cpp.scan_text(self.body(br), f"{self.path}:{br.line}",
+                                            asm=self.path.endswith((".S", ".s")))
+        return self._arms[key]
+
+    @functools.cached_property
+    def _arms(self) -> dict[int, cpp.FileScan]:
+        return {}
+
     def encode(self, text: str) -> bytes:
         """Text derived from this file, as bytes the way the file holds them."""
         return text.encode("utf-8", errors="surrogateescape")

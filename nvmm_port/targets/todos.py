@@ -230,14 +230,10 @@ def _tested(b: VPBranch) -> list[str]:
     return sorted(found)
 
 
-def describe_arm(text: str, primitives: set[str], asm: bool = False, struct: bool = False) -> str:
-    """One sentence on what a block of upstream code does, from its structure alone."""
-    if not text.strip():
+def describe_arm(scan: cpp.FileScan, primitives: set[str], asm: bool = False, struct: bool = False) -> str:
+    """One sentence on what a block of upstream code (its scan) does, from its structure alone."""
+    if not scan.text.strip():
         return "is empty: nothing is compiled there"
-    try:
-        scan = cpp.scan_text(text, asm=asm)
-    except cpp.UnterminatedComment:
-        return "holds an unterminated comment"
     parts: list[str] = []
     if scan.includes:
         parts.append("includes " + names([f"<{p}>" if angle else f'"{p}"' for _, p, angle in scan.includes]))
@@ -324,14 +320,15 @@ def vp_note(v: VariationPoint, surface: Surface, target: str) -> Note:
     about.append("upstream's arms:")
     taken: dict[str, int] = {}
     asm = v.file.endswith((".S", ".s"))
-    for n, b in enumerate(v.branches, 1):
+    src, blk = surface.source(v.file), surface.block(v)
+    for n, (b, br) in enumerate(zip(v.branches, blk.branches), 1):
         for os_name in b.oses:
             taken.setdefault(os_name, n)
         kind = b.directive.split()[0] if b.directive else "#else"
         tests = _tested(b)
         head = f"{n}. {kind}" + (f", tests {names(tests)}" if tests else "") + \
             (f"; {names(b.oses)} compile{'s' if len(b.oses) == 1 else ''} it" if b.oses else "; no OS upstream knows takes it")
-        sentence = describe_arm(b.text, prims, asm=asm, struct=v.function.startswith("struct "))
+        sentence = describe_arm(src.arm_scan(br), prims, asm=asm, struct=v.function.startswith("struct "))
         about += wrap(f"{head}: {sentence}.", "  ", "     ")
     forms = Form("write one of:")
     for os_name in surface.upstream.oses:
