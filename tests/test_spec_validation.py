@@ -290,6 +290,7 @@ def test_new_target_derives_a_c_macro(proj, tmp_path, capsys):
     text = (spec / "target.toml").read_text()
     assert 'macro = "__my_os__"' in text and "__my-os__" not in text
     assert load_spec(spec).macro == "__my_os__"
+    assert load_spec(spec).os == "my_os"          # the glue file is driver/nvmm_my_os.c, a C-friendly name
     assert default_macro("my-os") == "__my_os__" and macro_problem(default_macro("a.b-c")) is None
 
 

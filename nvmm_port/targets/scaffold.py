@@ -40,7 +40,8 @@ def scaffold(project, name: str, surface: Surface, macro: str | None) -> dict[st
             continue     # inside a primitive defined once for every OS (its body fills it)
         vps.append({"key": tomlw.key(v.id), "note": todos.vp_note(v, surface, name)})
     text = render_template(
-        "spec/new-target.toml.j2", name=name, macro=macro or f"__{name}__", surface=surface, prims=prims, vps=vps)
+        "spec/new-target.toml.j2", name=name, os_name=name.replace("-", "_").replace(".", "_"),
+        macro=macro or f"__{name}__", surface=surface, prims=prims, vps=vps)
     return {"target.toml": text}
 
 
