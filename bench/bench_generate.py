@@ -19,11 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nvmm_port.analysis.analyze import analyze_project, load_upstream  # noqa: E402
+from nvmm_port.project import Project  # noqa: E402
 from nvmm_port.targets.extract import extract, write_spec  # noqa: E402
 from nvmm_port.targets.generate import render_tree  # noqa: E402
-from nvmm_port.targets.writer import write_tree  # noqa: E402
-from nvmm_port.project import Project  # noqa: E402
 from nvmm_port.targets.spec import check_spec, load_spec  # noqa: E402
+from nvmm_port.targets.writer import write_tree  # noqa: E402
 
 GOAL_WARM_S = 2.0
 

@@ -32,7 +32,7 @@ class Project:
     root: Path
 
     @classmethod
-    def find(cls, root: str | Path | None = None) -> "Project":
+    def find(cls, root: str | Path | None = None) -> Project:
         return cls(Path(root).resolve() if root else _default_root())
 
     @property

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import MINI, make_project
+
 from nvmm_port.cli import main
 
 

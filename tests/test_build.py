@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nvmm_port.run.build import default_kdir, kbuild, read_modinfo
 from nvmm_port.errors import PortError
+from nvmm_port.run.build import default_kdir, kbuild, read_modinfo
 
 KDIR = default_kdir()
 needs_headers = pytest.mark.skipif(not (KDIR / "Makefile").is_file(),

@@ -8,12 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from nvmm_port.analysis.catalog import CONTEXTS, ENTRY_KINDS, MEMBERS, UNKNOWN, Catalog, CatalogGroup
+from nvmm_port.analysis.model import ForeignIdentifier
 from nvmm_port.errors import PortError
 from nvmm_port.targets.compat import needed_names, render_compat
-from nvmm_port.analysis.model import ForeignIdentifier
 
 CATALOG = ROOT / "shim" / "bsd" / "catalog.toml"
 GCC = shutil.which("gcc")

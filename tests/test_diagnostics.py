@@ -7,7 +7,6 @@ import pytest
 
 from nvmm_port.run.diagnostics import build_failure, diagnose
 
-
 CASCADE = """\
 make -C /usr/src/linux-headers M=/w/out modules
   CC [M]  /w/out/driver/nvmm.o

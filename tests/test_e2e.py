@@ -17,12 +17,12 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import HOW_TO_SYNC, ROOT, reference_cache
-from nvmm_port.run import bochs, bootimage, e2e
-from nvmm_port.run.build import default_kdir, is_static_elf
+
 from nvmm_port.errors import PortError
 from nvmm_port.project import Project
+from nvmm_port.run import bochs, bootimage, e2e
+from nvmm_port.run.build import default_kdir, is_static_elf
 
 
 def read_cpio(data: bytes) -> dict[str, tuple[int, bytes, tuple[int, int]]]:

@@ -7,8 +7,8 @@ import json
 import re
 
 import pytest
-
 from conftest import MINI, make_project
+
 from nvmm_port.cli import main
 
 EXPECTED = (MINI / "EXPECTED.md").read_text()

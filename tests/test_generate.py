@@ -8,8 +8,8 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import GOLDEN, TOYOS
+
 from nvmm_port.analysis import preprocessor as cpp
 from nvmm_port.cli import main
 from nvmm_port.targets.writer import MANIFEST

@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, reference_cache
-from nvmm_port.run.build import default_kdir, is_static_elf, kbuild, read_modinfo, userland
+
 from nvmm_port.errors import PortError
-from nvmm_port.targets.generate import render_tree
-from nvmm_port.targets.writer import write_tree
 from nvmm_port.project import Project
+from nvmm_port.run.build import default_kdir, is_static_elf, kbuild, read_modinfo, userland
+from nvmm_port.targets.generate import render_tree
 from nvmm_port.targets.spec import check_spec, load_spec
+from nvmm_port.targets.writer import write_tree
 
 KDIR = default_kdir()
 needs_headers = pytest.mark.skipif(not (KDIR / "Makefile").is_file(),

@@ -17,11 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from nvmm_port.upstream import sync as sync_mod
 from nvmm_port.cli import main
 from nvmm_port.errors import PortError
-from nvmm_port.upstream.layout import (LAYOUTS_BY_NAME, PathMap, detect_layout, glob_match, layout_of_maps, map_path,
-                              normalise, flat_test_groups)
+from nvmm_port.upstream import sync as sync_mod
+from nvmm_port.upstream.layout import (
+    LAYOUTS_BY_NAME,
+    PathMap,
+    detect_layout,
+    flat_test_groups,
+    glob_match,
+    layout_of_maps,
+    map_path,
+    normalise,
+)
 from nvmm_port.upstream.lock import Lock, LockedFile, verify_cache
 
 # -- synthetic upstream trees --------------------------------------------------------------------

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import ROOT
 
 from nvmm_port.analysis.analyze import analyze_tree
 from nvmm_port.analysis.catalog import Catalog
 from nvmm_port.analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Upstream
 from nvmm_port.analysis.report import render
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.upstream
 
@@ -179,7 +178,7 @@ def test_function_primitives_have_exact_signatures(reference_surface):
 def test_round_trip_dragonfly_2024(tmp_path, os_name):
     """extract-target, then generate --flatten: upstream as unifdef resolves it for that OS, for
     every file of dragonfly-2024; without --flatten the OS's own spec reproduces upstream exactly."""
-    from conftest import reference_cache, HOW_TO_SYNC
+    from conftest import HOW_TO_SYNC, reference_cache
     from test_generate import round_trip
     cache = reference_cache()
     if cache is None:

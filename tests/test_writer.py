@@ -20,8 +20,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import MINI, ROOT, TOYOS, make_project, reference_cache
+
 from nvmm_port.cli import main
 from nvmm_port.errors import PortError
 from nvmm_port.run.objdir import RECORD, mirror_tree, objdir_of

@@ -21,13 +21,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
-from . import cdecl, clangparse, preprocessor as cpp
-from .catalog import MEMBERS, UNKNOWN, Catalog
 from ..errors import PortError
+from . import cdecl, clangparse
+from . import preprocessor as cpp
+from .catalog import MEMBERS, UNKNOWN, Catalog
+from .model import (
+    FUNCTION_MACRO,
+    OBJECT_MACRO,
+    OUT_OF_LINE,
+    STATIC_INLINE,
+    TYPEDEF,
+    CallSite,
+    Definition,
+    FileCoverage,
+    ForeignIdentifier,
+    Primitive,
+    Surface,
+    Upstream,
+    VariationPoint,
+    VPBranch,
+)
 from .sources import UpstreamSources
-from .model import (FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, CallSite,
-                    Definition, FileCoverage, ForeignIdentifier, Primitive, Surface, Upstream,
-                    VariationPoint, VPBranch)
 
 CONTRACT_NAME = "nvmm_os.h"
 SOURCE_EXT = (".c", ".h", ".S", ".s")

@@ -117,7 +117,7 @@ class Catalog:
     _entries: dict[str, Entry] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def load(cls, path: Path) -> "Catalog":
+    def load(cls, path: Path) -> Catalog:
         try:
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:

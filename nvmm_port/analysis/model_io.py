@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .model import (CallSite, Definition, FileCoverage, ForeignIdentifier, Primitive, Surface, Upstream,
-                    VariationPoint, VPBranch)
+from .model import (
+    CallSite,
+    Definition,
+    FileCoverage,
+    ForeignIdentifier,
+    Primitive,
+    Surface,
+    Upstream,
+    VariationPoint,
+    VPBranch,
+)
 
 
 def _definition(os_name: str, d: dict[str, Any]) -> Definition:

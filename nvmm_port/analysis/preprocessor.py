@@ -16,8 +16,9 @@ are not identifiers.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Union
+from typing import Union
 
 # Macros whose mention makes a conditional OS-dependent.
 OS_MACROS = {
@@ -138,21 +139,21 @@ class Call:
 @dataclass(frozen=True)
 class Unary:
     op: str
-    operand: "Expr"
+    operand: Expr
 
 
 @dataclass(frozen=True)
 class Binary:
     op: str
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
 
 
 @dataclass(frozen=True)
 class Ternary:
-    cond: "Expr"
-    then: "Expr"
-    other: "Expr"
+    cond: Expr
+    then: Expr
+    other: Expr
 
 
 Expr = Union[Defined, Ident, Number, Call, Unary, Binary, Ternary]
@@ -310,7 +311,7 @@ def names_in(expr: Expr) -> set[str]:
 
 # Values of known macros: an int (defined, with that value) or None (known to be
 # undefined).  A name missing from the mapping is unknown.
-Env = dict[str, Union[int, None]]
+Env = dict[str, int | None]
 
 # The machine upstream is analysed and every target is built for: x86-64.
 MACHINE_MACROS: Env = {"__x86_64__": 1, "__amd64__": 1, "__i386__": None, "__aarch64__": None}
@@ -430,7 +431,7 @@ class Branch:
     line: int                 # the directive's line
     body_start: int           # first line of the body (line after the directive)
     body_end: int             # last line of the body (line before the next directive)
-    children: list["CondBlock"] = field(default_factory=list)
+    children: list[CondBlock] = field(default_factory=list)
 
     @property
     def expr(self) -> Expr | None:
@@ -448,7 +449,7 @@ class CondBlock:
     line_start: int           # the #if line
     line_end: int             # the #endif line
     depth: int                # 0 for a block not nested in another
-    parent: "CondBlock | None" = field(default=None, repr=False)
+    parent: CondBlock | None = field(default=None, repr=False)
     parent_branch: int | None = None
 
     def mentioned(self) -> set[str]:
@@ -492,7 +493,7 @@ class CondBlock:
             raise UndecidedBranch(found[0])
         return last
 
-    def walk(self) -> Iterator["CondBlock"]:
+    def walk(self) -> Iterator[CondBlock]:
         yield self
         for b in self.branches:
             for c in b.children:

@@ -23,12 +23,12 @@ import stat
 import struct
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from .build import is_static_elf
 from ..errors import PortError
+from .build import is_static_elf
 
 # x86 boot protocol offsets (Documentation/x86/boot.rst): setup_sects, payload_offset/length,
 # init_size, kernel_version pointer.

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PortError
-from .diagnostics import build_failure
 from ..targets.generate import prepare, render_tree
 from ..targets.spec import check_spec
 from ..targets.writer import write_tree
+from .diagnostics import build_failure
 from .objdir import mirror_tree, objdir_of
 
 _UNDEFINED = re.compile(r'modpost: "([^"]+)" \[([^\]]+)\] undefined!')

@@ -18,15 +18,15 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import jinja2
 
+from ..errors import PortError
 from . import bochs, bootimage
 from .build import build_target, is_static_elf, tree_lock
-from ..errors import PortError
 
 BACKENDS = {"vmx": "x86-vmx", "svm": "x86-svm"}
 KERNEL_CMDLINE = "console=ttyS0,115200 panic=-1 quiet rodata=off cryptomgr.notests=1"
@@ -53,7 +53,7 @@ class Step:
     """One thing the guest does, and how the host judges it."""
     name: str
     command: str                                   # shell words, run in /e2e
-    judge: Callable[["StepRun"], tuple[bool, str]]
+    judge: Callable[[StepRun], tuple[bool, str]]
     skip: str | None = None                        # why it is not run, if it is not
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..analysis import preprocessor as cpp
 from .. import tomlw
-from ..errors import PortError
+from ..analysis import preprocessor as cpp
 from ..analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface, VariationPoint
+from ..errors import PortError
 from .spec import block_primitives, enclosing_primitive
 
 HEADER = """\

@@ -9,14 +9,23 @@ from pathlib import Path
 from typing import Any
 
 from .. import tomlw
-from ..errors import DiagnosticsError, PortError
-from . import todos
-from .extract import write_spec
 from ..analysis.model import Surface
+from ..errors import DiagnosticsError, PortError
 from ..project import Project
 from ..templating import render as render_template
-from .spec import (TargetSpec, block_primitives, default_macro, enclosing_primitive, load_spec, macro_problem,
-                   resolve_target, target_name_problem, validate)
+from . import todos
+from .extract import write_spec
+from .spec import (
+    TargetSpec,
+    block_primitives,
+    default_macro,
+    enclosing_primitive,
+    load_spec,
+    macro_problem,
+    resolve_target,
+    target_name_problem,
+    validate,
+)
 
 
 def _semantics(project) -> dict[str, str]:
@@ -116,8 +125,8 @@ def surface_report(spec: TargetSpec, surface: Surface, project: Project) -> dict
             errors.extend(exc.details)
     elif spec.compat.emit:
         # incomplete: approximate with every name of the base flavour
-        from . import compat as gen_compat
         from ..analysis.catalog import Catalog
+        from . import compat as gen_compat
         catalog = Catalog.load(project.shim_dir / "bsd" / "catalog.toml")
         needed = gen_compat.needed_names(surface.foreign_identifiers, flavour=spec.base) | spec.compat_needs
         try:
@@ -134,6 +143,7 @@ def surface_report(spec: TargetSpec, surface: Surface, project: Project) -> dict
 
 def run_surface_command(project: Project, args: argparse.Namespace) -> int:
     import json
+
     from ..analysis.analyze import analyze_project
     spec = load_spec(resolve_target(project, args.target), defer_errors=True)    # listed with the rest
     surface = analyze_project(project, args.upstream)

@@ -20,8 +20,8 @@ import fnmatch
 import functools
 import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from ..errors import PortError
 

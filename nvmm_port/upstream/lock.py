@@ -13,9 +13,10 @@ import hashlib
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, NoReturn
+from typing import Any, NoReturn
 
 from ..errors import PortError
 from .layout import DESTS
@@ -76,7 +77,7 @@ class Lock:
     # -- reading -------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | Path) -> "Lock":
+    def load(cls, path: str | Path) -> Lock:
         path = Path(path)
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -87,7 +88,7 @@ class Lock:
         return cls.from_data(data, path)
 
     @classmethod
-    def from_data(cls, data: dict[str, Any], path: str | Path = "lock") -> "Lock":
+    def from_data(cls, data: dict[str, Any], path: str | Path = "lock") -> Lock:
         def need(table: dict, key: str, kind: type, where: str) -> Any:
             if key not in table:
                 raise _corrupt(path, f"missing key '{where}{key}'")
@@ -186,7 +187,7 @@ class Lock:
 
     # -- comparing -----------------------------------------------------------------------------
 
-    def same_content(self, other: "Lock") -> bool:
+    def same_content(self, other: Lock) -> bool:
         """Same files, layout and source (ignoring the import date, tool version and the
         informational ``local`` path): syncing ``other`` over ``self`` would change nothing."""
         return (self.name == other.name and self.layout == other.layout
@@ -223,8 +224,8 @@ def _corrupt(path: str | Path, what: str) -> PortError:
 
 # -- a tiny TOML emitter (only what locks hold) ---------------------------------------------------
 
-from ..tomlw import key as _key, value as _toml  # noqa: E402  (one TOML writer for the project)
-
+from ..tomlw import key as _key  # noqa: E402  (one TOML writer for the project)
+from ..tomlw import value as _toml
 
 # -- verifying a cache ------------------------------------------------------------------------------
 

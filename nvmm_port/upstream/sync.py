@@ -23,16 +23,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from .. import __version__
 from ..errors import PortError
-from .layout import (ALL_ROOTS, DESTS, TESTS_DEST, PathMap, clean_rel, detect_layout, excluded,
-                     expected_layouts, known_map, layout_of_maps, map_path, owning_map, flat_test_groups)
-from .lock import Lock, LockedFile, safe_rel, sha256_bytes, valid_name, verify_cache
 from ..project import Project
+from .layout import (
+    ALL_ROOTS,
+    DESTS,
+    TESTS_DEST,
+    PathMap,
+    clean_rel,
+    detect_layout,
+    excluded,
+    expected_layouts,
+    flat_test_groups,
+    known_map,
+    layout_of_maps,
+    map_path,
+    owning_map,
+)
+from .lock import Lock, LockedFile, safe_rel, sha256_bytes, valid_name, verify_cache
 
 DEFAULT_MIRRORS = "/work/.mirror"
 _HEX = re.compile(r"[0-9a-fA-F]{4,64}\Z")
@@ -294,7 +307,7 @@ class DirTree:
     root: Path
 
     @classmethod
-    def open(cls, path_text: str) -> "DirTree":
+    def open(cls, path_text: str) -> DirTree:
         root = Path(path_text).expanduser().resolve()
         fix = "pass a DragonFly, NetBSD or Haiku source tree (or a folder holding their NVMM paths)"
         if not root.exists():
