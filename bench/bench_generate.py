@@ -70,13 +70,14 @@ def main() -> int:
                 continue
             for flat in (False, True):
                 out = Path(tmp) / f"out-{spec.name}-{int(flat)}"
-                tree, t_render = timed(lambda: render_tree(project, spec, surface, cache, flat))
-                first, t_write = timed(lambda: write_tree(tree, out))
-                tree2, t_render2 = timed(lambda: render_tree(project, spec, surface, cache, flat))
-                again, t_write2 = timed(lambda: write_tree(tree2, out))
+                tree, t_render = timed(lambda s=spec, f=flat: render_tree(project, s, surface, cache, f))
+                first, t_write = timed(lambda t=tree, o=out: write_tree(t, o))
+                tree2, t_render2 = timed(lambda s=spec, f=flat: render_tree(project, s, surface, cache, f))
+                again, t_write2 = timed(lambda t=tree2, o=out: write_tree(t, o))
                 step = warm + t_render2 + t_write2
                 warm_total = max(warm_total, step)
-                print(f"generate  {spec.name:10s} {'--flatten' if flat else 'arms     '} first {t_render + t_write:6.3f} s"
+                mode = "--flatten" if flat else "arms     "
+                print(f"generate  {spec.name:10s} {mode} first {t_render + t_write:6.3f} s"
                       f"  no-op {t_render2 + t_write2:6.3f} s  ({len(tree.files)} files; no-op rewrote "
                       f"{len(again.written)}, removed {len(again.removed)})   warm analyze+generate {step:6.3f} s")
     print(f"slowest warm analyze+generate {warm_total:6.3f} s = {warm_total / GOAL_WARM_S:5.2f} of the "

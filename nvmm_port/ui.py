@@ -35,6 +35,9 @@ def _ignore(detail: str) -> None:
     return None
 
 
+SILENT_UPDATE: Update = _ignore     # the update of a step nobody watches (a default for ``update`` parameters)
+
+
 SILENT = Progress()
 
 

@@ -77,7 +77,7 @@ def test_a_duplicate_name_is_refused(tmp_path):
     extra.write_text(extra.read_text() + '\n[[entry]]\nname = "roundup"\nkind = "macro"\n'
                      'c = "#define roundup(x, y) (x)"\nsource = "test"\n')
     with pytest.raises(PortError, match=r"roundup is defined twice"):
-        Catalog.load(tmp_path / "bsd" / "catalog.toml").entries
+        _ = Catalog.load(tmp_path / "bsd" / "catalog.toml").entries
 
 
 @pytest.mark.parametrize("body, message", [
@@ -92,7 +92,7 @@ def test_a_bad_entry_names_its_file(tmp_path, body, message):
     f = tmp_path / "bsd" / "entries" / "sys_param.toml"
     f.write_text(f.read_text() + "\n[[entry]]\n" + body + "\n")
     with pytest.raises(PortError) as exc:
-        Catalog.load(tmp_path / "bsd" / "catalog.toml").entries
+        _ = Catalog.load(tmp_path / "bsd" / "catalog.toml").entries
     assert message in str(exc.value) and "sys_param.toml" in str(exc.value)
 
 

@@ -130,7 +130,7 @@ def test_three_valued_evaluation_is_sound(text, known):
     unknown = [n for n in NAMES if n not in known]
     outcomes = set()
     for values in itertools.product([1, None], repeat=len(unknown)):
-        env = dict(known, **dict(zip(unknown, values)))
+        env = dict(known, **dict(zip(unknown, values, strict=True)))
         full = cpp.evaluate(expr, env)
         assert full is not None
         outcomes.add(bool(full))

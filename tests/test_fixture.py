@@ -91,7 +91,7 @@ def test_primitives_exactly(surface):
 
 def test_call_site_functions(surface):
     p = {p["name"]: p for p in surface["primitives"]}
-    fns = dict(zip(p["os_vmspace_fault"]["call_sites"], p["os_vmspace_fault"]["call_site_functions"]))
+    fns = dict(zip(p["os_vmspace_fault"]["call_sites"], p["os_vmspace_fault"]["call_site_functions"], strict=True))
     assert fns == {"driver/nvmm.c:110": "nvmm_vcpu_run"}
     assert p["os_pmap_mach"]["call_site_oses"] == [["netbsd"]]
 

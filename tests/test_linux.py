@@ -67,7 +67,7 @@ def test_upstream_files_change_only_at_variation_points(linux_tree):
         ops = [op for op in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes() if op[0] != "equal"]
         if ops:
             changed_files += 1
-        for tag, i1, i2, j1, j2 in ops:
+        for _tag, i1, i2, j1, j2 in ops:
             lo, hi = i1 + 1, max(i1 + 1, i2)          # 1-based upstream lines touched (an insert: before i1+1)
             inside = any(s <= lo and hi <= e + 1 for s, e in vps.get(rel, []))
             assert inside, f"{rel}: lines {lo}-{hi} changed outside any variation point: {new[j1:j2][:3]}"

@@ -108,7 +108,7 @@ def _scenario(harness, name, *args) -> str:
 
 
 def _stats(out: str) -> dict[str, int]:
-    line = next(l for l in out.splitlines() if l.startswith("STATS "))
+    line = next(ln for ln in out.splitlines() if ln.startswith("STATS "))
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
 
 

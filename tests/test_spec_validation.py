@@ -217,7 +217,7 @@ def test_every_error_in_one_run(proj, tmp_path, capsys):
             (toml, line_of(toml, "[devices]"), "unknown table [devices]"),
             (d / "primitives/os_vmspace_create.c", 1, "does not match the contract's")]
     assert len(details) == len(want)
-    for (path, line, text), got in zip(want, details):
+    for (path, line, text), got in zip(want, details, strict=True):
         assert f"{path.name}:{line}: " in got and text in got, (path, line, text, got)
     code, rep = surface_json(proj, d, capsys)
     assert code == 1 and rep["errors"] == details

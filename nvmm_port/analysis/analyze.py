@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, ui
 from ..errors import PortError
 from . import cdecl, clangparse
 from . import preprocessor as cpp
@@ -205,7 +205,7 @@ class Analyzer:
         """C files that are compiled on their own (not textually included by another C file)."""
         included = set()
         for s in self.sources.values():
-            for _, inc, angle in s.scan.includes:
+            for _, inc, _angle in s.scan.includes:
                 if inc.endswith(".c"):
                     target = self.sysroot.resolved(inc) or os.path.normpath(os.path.join(os.path.dirname(s.path), inc))
                     included.add(target)
@@ -246,12 +246,14 @@ class Analyzer:
             self.parses[key] = clangparse.parse(self.root / path, args, self.root)
         return self.parses[key]
 
-    def parse_all(self) -> None:
+    def parse_all(self, update: ui.Update = ui.SILENT_UPDATE) -> None:
         for tu in self.translation_units():
             for fl in self.oses:
+                update(f"{tu} ({fl})")
                 self.parse(tu, fl)
         if self.contract:
             for fl in self.oses:
+                update(f"{self.contract} ({fl})")
                 self.parse(self.contract, fl)
 
     def inactive(self, path: str, flavour: str) -> set[int]:
@@ -266,7 +268,7 @@ class Analyzer:
     def _scopes(self, path: str) -> list[tuple[int, int, str]]:
         """(start, end, name) of functions and struct/union definitions in ``path``, every flavour."""
         seen: dict[tuple[int, int, str], None] = {}
-        for (tu_path, fl), tu in self.parses.items():
+        for tu in self.parses.values():
             for d in tu.decls:
                 if d.file != path or not d.is_definition:
                     continue
@@ -422,7 +424,8 @@ class Analyzer:
 
     # ---- foreign identifiers
 
-    def foreign_identifiers(self, prims: list[Primitive], compat: dict[str, dict[str, Definition]]) -> list[ForeignIdentifier]:
+    def foreign_identifiers(self, prims: list[Primitive],
+                            compat: dict[str, dict[str, Definition]]) -> list[ForeignIdentifier]:
         per_flavour: dict[str, dict[str, dict[str, int]]] = {}
         kinds: dict[str, str] = {}
         fields = {d.name for tu in self.parses.values() for d in tu.decls if d.kind == "field"}
@@ -597,8 +600,9 @@ class Analyzer:
 
     # ---- everything
 
-    def run(self) -> Surface:
-        self.parse_all()
+    def run(self, update: ui.Update = ui.SILENT_UPDATE) -> Surface:
+        self.parse_all(update)
+        update("primitives, variation points, foreign identifiers")
         prims, compat = self.primitives()
         vps = self.variation_points()
         foreign = self.foreign_identifiers(prims, compat)
@@ -828,7 +832,7 @@ def _asm_statement_idents(text: str):
                 first = False
                 continue
             name = tok.lstrip("$")
-            if stmt[:s].rstrip().endswith("(") and re.search(r"\b(?:%s)\s*\($" % "|".join(_ASM_FIELD_ACCESSORS),
+            if stmt[:s].rstrip().endswith("(") and re.search(r"\b(?:{})\s*\($".format("|".join(_ASM_FIELD_ACCESSORS)),
                                                                stmt[:s].rstrip()):
                 first = False
                 yield name, True   # a per-CPU structure field: CPUVAR(GDT), PCPU(tss_gdt)
@@ -908,17 +912,22 @@ def load_upstream(project, name: str | None):
     return lock, cache, up
 
 
-def analyze_tree(root: Path, upstream: Upstream, catalog: Catalog, files: list[str] | None = None) -> Surface:
-    an = Analyzer(root, upstream, catalog, files)
-    try:
-        surface = an.run()
-    finally:
-        an.close()
+def analyze_tree(root: Path, upstream: Upstream, catalog: Catalog, files: list[str] | None = None,
+                 progress: ui.Progress = ui.SILENT) -> Surface:
+    with progress.task(f"analyzing {upstream.name}") as update:
+        update("scanning the preprocessor structure")
+        an = Analyzer(root, upstream, catalog, files)
+        try:
+            surface = an.run(update)
+        finally:
+            an.close()
     surface.sources = UpstreamSources(root)
     return surface
 
 
-def analyze_project(project, name: str | None, use_cache: bool = True) -> Surface:
+def analyze_project(project, name: str | None, use_cache: bool = True, progress: ui.Progress = ui.SILENT) -> Surface:
+    """The surface of a synced upstream, from the cache under build/cache/ when it is current; a cold
+    analysis (about 2 s) reports on ``progress``, one update per translation unit parsed."""
     lock, cache, up = load_upstream(project, name)
     catalog = Catalog.load(project.shim_dir / "bsd" / "catalog.toml")
     key = _cache_key(lock, catalog)
@@ -931,7 +940,7 @@ def analyze_project(project, name: str | None, use_cache: bool = True) -> Surfac
             return surface
         except (ValueError, KeyError, TypeError):
             pass   # stale or damaged cache entry: analyze again
-    surface = analyze_tree(cache, up, catalog, [f.path for f in lock.files])
+    surface = analyze_tree(cache, up, catalog, [f.path for f in lock.files], progress)
     if use_cache:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp")

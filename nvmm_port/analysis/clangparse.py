@@ -168,7 +168,7 @@ class Sysroot:
 
     def resolved(self, inc: str) -> str | None:
         """The upstream file an include path names, for any includer."""
-        for (role, path), target in self.mapping.items():
+        for (_role, path), target in self.mapping.items():
             if path == inc and target:
                 return target
         return None
@@ -245,8 +245,8 @@ def parse(source: Path, args: list[str], upstream_root: Path, unsaved: list[tupl
             continue
         kind = cur.kind.name
         if kind == "MACRO_DEFINITION":
-            result.macros.append(MacroDefinition(cur.spelling, f, loc.line, cur.extent.end.line,
-                                                 cur.is_macro_function_like() if hasattr(cur, "is_macro_function_like") else False))
+            function_like = cur.is_macro_function_like() if hasattr(cur, "is_macro_function_like") else False
+            result.macros.append(MacroDefinition(cur.spelling, f, loc.line, cur.extent.end.line, function_like))
         elif kind == "MACRO_INSTANTIATION":
             result.expansions.append(MacroExpansion(cur.spelling, f, loc.line))
         elif kind in _DECL_KINDS and cur.spelling:

@@ -27,10 +27,10 @@ def surface_from_json(data: dict[str, Any]) -> Surface:
     prims = []
     for p in data["primitives"]:
         sites = []
-        for where, fn in zip(p["call_sites"], p["call_site_functions"]):
+        for where, fn in zip(p["call_sites"], p["call_site_functions"], strict=True):
             file, _, line = where.rpartition(":")
             sites.append(CallSite(file, int(line), fn, []))
-        for site, oses in zip(sites, p.get("call_site_oses", [[]] * len(sites))):
+        for site, oses in zip(sites, p.get("call_site_oses", [[]] * len(sites)), strict=True):
             site.os = list(oses)
         prims.append(Primitive(p["name"], p["kind"], p["group"],
                                {os: _definition(os, d) for os, d in p["definitions"].items()}, sites))
@@ -41,5 +41,6 @@ def surface_from_json(data: dict[str, Any]) -> Surface:
         vps.append(VariationPoint(**v))
     foreign = [ForeignIdentifier(**f) for f in data["foreign_identifiers"]]
     cov = [FileCoverage(**c) for c in data["coverage"]]
-    compat = {n: {os: _definition(os, d) for os, d in defs.items()} for n, defs in data.get("contract_compat", {}).items()}
+    compat = {n: {os: _definition(os, d) for os, d in defs.items()}
+              for n, defs in data.get("contract_compat", {}).items()}
     return Surface(up, data["contract_file"], prims, vps, foreign, cov, compat)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Union
 
 # Macros whose mention makes a conditional OS-dependent.
 OS_MACROS = {
@@ -156,7 +155,7 @@ class Ternary:
     other: Expr
 
 
-Expr = Union[Defined, Ident, Number, Call, Unary, Binary, Ternary]
+Expr = Defined | Ident | Number | Call | Unary | Binary | Ternary
 
 
 class ConditionError(ValueError):
@@ -210,8 +209,8 @@ class _Parser:
 
     def parse(self) -> Expr:
         e = self.ternary()
-        if self.peek() is not None:
-            raise ConditionError(f"unexpected {self.peek()[1]!r}")
+        if (tok := self.peek()) is not None:
+            raise ConditionError(f"unexpected {tok[1]!r}")
         return e
 
     def ternary(self) -> Expr:
@@ -259,7 +258,9 @@ class _Parser:
                 return Defined(name)
             if self.peek() == ("op", "("):
                 self.take("(")
-                args, depth, cur = [], 0, []
+                args: list[str] = []
+                depth = 0
+                cur: list[str] = []
                 while True:
                     t = self.take()
                     if t == ("op", "(") :
@@ -457,7 +458,9 @@ class CondBlock:
         for b in self.branches:
             if b.kind != "else":
                 try:
-                    names |= names_in(b.expr)
+                    expr = b.expr
+                    if expr is not None:
+                        names |= names_in(expr)
                 except ConditionError:
                     names |= set(_IDENT.findall(b.condition))
         return names
@@ -568,7 +571,8 @@ class FileScan:
 
 def _safe_eval(br: Branch, env: Env) -> int | None:
     try:
-        return evaluate(br.expr, env)
+        expr = br.expr
+        return None if expr is None else evaluate(expr, env)
     except ConditionError:
         return None
 
@@ -723,7 +727,10 @@ def simplify(expr: Expr, env: Env) -> Expr | int:
                 return left
             return Binary("||", left, right)
         if isinstance(left, int) and isinstance(right, int):
-            return evaluate(Binary(expr.op, Number(left), Number(right)), {})
+            folded = Binary(expr.op, Number(left), Number(right))
+            v = evaluate(folded, {})
+            # None: undefined arithmetic (x / 0): keep the condition rather than return None
+            return folded if v is None else v
         return Binary(expr.op, left if not isinstance(left, int) else Number(left),
                       right if not isinstance(right, int) else Number(right))
     if isinstance(expr, Ternary):
@@ -787,10 +794,8 @@ def unifdef(text: str, env: Env, path: str = "<text>") -> str:
     def emit_block(blk: CondBlock) -> None:
         kept_directive = False
         for br in blk.branches:
-            if br.kind == "else":
-                value: Expr | int = 1
-            else:
-                value = simplify(br.expr, env)
+            expr = br.expr
+            value: Expr | int = 1 if expr is None else simplify(expr, env)
             if value == 0:
                 continue
             if isinstance(value, int):
@@ -866,6 +871,7 @@ def tokens(text: str, asm: bool = False) -> list[str]:
             i += 1
             continue
         m = _TOKEN_RE.match(text, i)
+        assert m is not None   # the pattern's last alternative, \S, matches any non-space
         out.append(m.group(0))
         i = m.end()
     return out

@@ -232,7 +232,8 @@ def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool,
     info = res.modinfo
     what = (f"against {kdir.resolve()}: "
             f"version {','.join(info.get('version', ['-']))}, license {','.join(info.get('license', ['-']))}, "
-            f"description {','.join(info.get('description', ['-']))!r}, vermagic {','.join(info.get('vermagic', ['-']))}")
+            f"description {','.join(info.get('description', ['-']))!r}, "
+            f"vermagic {','.join(info.get('vermagic', ['-']))}")
     if res.compiled:
         say(f"built {res.module} ({len(res.compiled)} object(s) compiled) {what}")
     else:

@@ -243,7 +243,8 @@ def load_policy(path: Path) -> Policy:
         raise PortError(f"cannot read the checkpatch policy: {exc}", path) from exc
     unknown = set(data) - _POLICY_KEYS
     if unknown:
-        raise PortError(f"unknown key(s) {', '.join(sorted(unknown))}", path, f"keys: {', '.join(sorted(_POLICY_KEYS))}")
+        raise PortError(f"unknown key(s) {', '.join(sorted(unknown))}", path,
+                        f"keys: {', '.join(sorted(_POLICY_KEYS))}")
     files = data.get("files")
     if not files or not all(isinstance(f, str) for f in files):
         raise PortError("'files' must list the files to check", path)

@@ -117,8 +117,8 @@ def resolve(catalog: Catalog, needed: Iterable[str], provided: Iterable[str], co
             return
         if by is not None:
             raise PortError(f"{by.name} requires {name}, which has no {context} entry", by.file,
-                            f"add an entry for {name} to {_rel(catalog.entry_file(catalog.group_of(name) or 'unknown'))}"
-                            " or fix the requires list")
+                            f"add an entry for {name} to "
+                            f"{_rel(catalog.entry_file(catalog.group_of(name) or 'unknown'))} or fix the requires list")
         missing.append(name)
 
     for name in sorted(set(needed)):

@@ -235,7 +235,8 @@ class Renderer:
         scan = self.scan_of(path)
         if scan is None:
             return set()
-        dead = scan.inactive_lines(cpp.os_env(self.spec.macro, path.startswith("driver/") if kernel is None else kernel))
+        in_kernel = path.startswith("driver/") if kernel is None else kernel
+        dead = scan.inactive_lines(cpp.os_env(self.spec.macro, in_kernel))
         for vp in self.vps_by_file.get(path, []):
             if vp.id not in self.chosen:
                 continue

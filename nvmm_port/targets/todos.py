@@ -189,8 +189,10 @@ def primitive_forms(p: Primitive, target: str) -> list[Form]:
                       ('body = "\\t..."', f"statements of {signature(d, p.name) or p.name}")])]
     if p.kind == STATIC_INLINE:
         return [Form("a static inline in nvmm_os.h:",
-                     [(f"kind = {tomlw.value(STATIC_INLINE)}", ""), (f"returns = {tomlw.value(sig.get('returns', ''))}", ""),
-                      (f"params = {tomlw.value(params)}", ""), ('body = "\\t..."', "the statements between its braces")]),
+                     [(f"kind = {tomlw.value(STATIC_INLINE)}", ""),
+                      (f"returns = {tomlw.value(sig.get('returns', ''))}", ""),
+                      (f"params = {tomlw.value(params)}", ""),
+                      ('body = "\\t..."', "the statements between its braces")]),
                 Form("or a macro, when every use is a plain call:",
                      [(f"kind = {tomlw.value(FUNCTION_MACRO)}", ""), (f"params = {tomlw.value(pnames)}", ""),
                       ('body = "..."', "")]),
@@ -321,13 +323,14 @@ def vp_note(v: VariationPoint, surface: Surface, target: str) -> Note:
     taken: dict[str, int] = {}
     asm = v.file.endswith((".S", ".s"))
     src, blk = surface.source(v.file), surface.block(v)
-    for n, (b, br) in enumerate(zip(v.branches, blk.branches), 1):
+    for n, (b, br) in enumerate(zip(v.branches, blk.branches, strict=True), 1):
         for os_name in b.oses:
             taken.setdefault(os_name, n)
         kind = b.directive.split()[0] if b.directive else "#else"
         tests = _tested(b)
         head = f"{n}. {kind}" + (f", tests {names(tests)}" if tests else "") + \
-            (f"; {names(b.oses)} compile{'s' if len(b.oses) == 1 else ''} it" if b.oses else "; no OS upstream knows takes it")
+            (f"; {names(b.oses)} compile{'s' if len(b.oses) == 1 else ''} it" if b.oses
+             else "; no OS upstream knows takes it")
         sentence = describe_arm(src.arm_scan(br), prims, asm=asm, struct=v.function.startswith("struct "))
         about += wrap(f"{head}: {sentence}.", "  ", "     ")
     forms = Form("write one of:")

@@ -108,7 +108,7 @@ ALL_ROOTS: tuple[str, ...] = tuple(sorted({m.src for layout in LAYOUTS for m in 
 
 def expected_layouts() -> str:
     """One line naming each known layout and the driver file it is detected by."""
-    return "; ".join(f"{l.name}: {l.driver_root}/nvmm.c" for l in LAYOUTS)
+    return "; ".join(f"{lay.name}: {lay.driver_root}/nvmm.c" for lay in LAYOUTS)
 
 
 # -- globs ---------------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def normalise(layout: Layout, rel_path: str, groups: set[str] | None = None) -> 
     return map_path(layout.maps, rel_path, groups)
 
 
-def detect_layout(rel_paths: Iterable[str], where: object = None) -> Layout:
+def detect_layout(rel_paths: Iterable[str], where: str | Path | None = None) -> Layout:
     """The known layout of a tree, given its file paths (relative to its root).
 
     A layout matches when its driver root holds ``nvmm.c`` or ``nvmm.h``.
@@ -245,7 +245,7 @@ def detect_layout(rel_paths: Iterable[str], where: object = None) -> Layout:
     if len(matched) == 1:
         return matched[0]
     if matched:
-        names = ", ".join(l.name for l in matched)
+        names = ", ".join(lay.name for lay in matched)
         raise PortError(f"several NVMM layouts match ({names})", where,
                         "pick one with --git PATH --path SUBDIR:DEST ...")
     hint = f"; {', '.join(near)} exists but has no nvmm.c or nvmm.h" if near else ""

@@ -132,7 +132,7 @@ def _git(args: list[str], cwd: str | Path | None = None, input: bytes | None = N
 
 def _last_line(data: bytes) -> str:
     """The line of git's stderr that says what went wrong (its first error, else its last line)."""
-    lines = [l.strip() for l in data.decode("utf-8", "replace").splitlines() if l.strip()]
+    lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
     for line in lines:
         if line.startswith(("fatal:", "error:", "ssh:")):
             return line
