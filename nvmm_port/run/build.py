@@ -21,12 +21,14 @@ import re
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import ui
 from ..errors import PortError
 from ..targets.generate import prepare, render_tree
-from ..targets.spec import check_spec
+from ..targets.spec import TargetSpec, check_spec
 from ..targets.writer import write_tree
 from .diagnostics import build_failure
 from .objdir import mirror_tree, objdir_of
@@ -36,6 +38,7 @@ _WARNING = re.compile(r"^(?:\./)?([^\s:]+):(\d+):(?:\d+:)? warning: (.*)$", re.M
 _OBJTOOL = re.compile(r"^(?:\./)?([^\s:]+\.o): warning: objtool: (.*)$", re.M)
 _KBUILD_COMPILED = re.compile(r"^\s+(?:CC|AS) \[M\]\s+(\S+\.o)$", re.M)     # Kbuild's quiet lines
 _MAKE_COMPILED = re.compile(r"\s-c\s+-o\s+(\S+\.o)\s", re.M)              # Makefile.userland's %.o rules
+_KBUILD_STEP = re.compile(r"^\s+((?:CC|AS|LD|AR) \[M\]|CC|AS|LD|AR|MODPOST|BTF \[M\])\s+(\S+)")   # progress lines
 
 
 @dataclass
@@ -90,15 +93,20 @@ def _version_key(p: Path) -> list[int]:
     return [int(x) for x in re.findall(r"\d+", p.name)]
 
 
-def kbuild(out: Path, kdir: Path, module: str, jobs: int) -> BuildResult:
+def kbuild(out: Path, kdir: Path, module: str, jobs: int, progress: ui.Progress = ui.SILENT) -> BuildResult:
+    """Build the Kbuild module in ``out`` against ``kdir``; make's output goes to ``out/build.log`` as it
+    runs, and each Kbuild step (``CC [M]  file.o``, ``LD [M]``, ``MODPOST``) to ``progress``."""
     if not (kdir / "Makefile").is_file():
         raise PortError("no kernel build directory", kdir,
                         "install the kernel headers (Debian: linux-headers-amd64) or pass --kdir DIR")
     log = out / "build.log"
     cmd = ["make", "-C", str(kdir), f"M={out}", f"-j{jobs}", "modules"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    log.write_text("$ " + " ".join(cmd) + "\n" + proc.stdout + proc.stderr)
-    text = proc.stdout + proc.stderr
+
+    def step(line: str) -> str | None:
+        m = _KBUILD_STEP.match(line)
+        return f"{' '.join(m.group(1).split())} {_rel(m.group(2), out)}" if m else None
+    with progress.task(f"make {module}.ko") as update:
+        returncode, text = _make(cmd, log, step, update)
     res = BuildResult(log=log)
     res.compiled = sorted({_rel(m.group(1), out) for m in _KBUILD_COMPILED.finditer(text)
                            if not m.group(1).endswith(".mod.o")})
@@ -107,13 +115,40 @@ def kbuild(out: Path, kdir: Path, module: str, jobs: int) -> BuildResult:
         res.warnings.setdefault(_rel(m.group(1), out), []).append(f"{m.group(2)}: {m.group(3)}")
     for m in _OBJTOOL.finditer(text):
         res.warnings.setdefault(_rel(m.group(1), out), []).append(f"objtool: {m.group(2)}")
-    if proc.returncode != 0 and not res.undefined:
-        raise build_failure(f"the kernel module did not build (make exit {proc.returncode})", text, log, out)
+    if returncode != 0 and not res.undefined:
+        raise build_failure(f"the kernel module did not build (make exit {returncode})", text, log, out)
     ko = out / f"{module}.ko"
     if ko.is_file():
         res.module = ko
         res.modinfo = read_modinfo(ko)
     return res
+
+
+def _make(cmd: list[str], log: Path, step: Callable[[str], str | None], update: ui.Update) -> tuple[int, str]:
+    """Run make with its output (stdout and stderr, interleaved as make wrote them) streamed into ``log``
+    whole and each line ``step`` recognises into ``update``; return make's exit status and its output."""
+    lines: list[str] = []
+    with open(log, "w", encoding="utf-8") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+        f.flush()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                f.write(line)
+                lines.append(line)
+                detail = step(line)
+                if detail:
+                    update(detail)
+            returncode = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+    return returncode, "".join(lines)
 
 
 def _rel(path: str, out: Path) -> str:
@@ -142,22 +177,26 @@ def is_static_elf(path: Path) -> bool:
     return all(struct.unpack_from("<I", data, phoff + i * phentsize)[0] != 3 for i in range(phnum))
 
 
-def userland(out: Path, jobs: int, cc: str | None = None) -> UserlandResult:
-    """Build libnvmm and upstream's test programs with the tree's Makefile.userland."""
+def userland(out: Path, jobs: int, cc: str | None = None, progress: ui.Progress = ui.SILENT) -> UserlandResult:
+    """Build libnvmm and upstream's test programs with the tree's Makefile.userland (each object
+    compiled is a ``progress`` update; the whole output is ``out/userland.log``)."""
     log = out / "userland.log"
     cmd = ["make", "-C", str(out), "-f", "Makefile.userland", f"-j{jobs}"] + ([f"CC={cc}"] if cc else [])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    text = proc.stdout + proc.stderr
-    log.write_text("$ " + " ".join(cmd) + "\n" + text)
+
+    def step(line: str) -> str | None:
+        m = _MAKE_COMPILED.search(line)
+        return f"CC {_rel(m.group(1), out)}" if m else None
+    with progress.task("make libnvmm and the tests") as update:
+        returncode, text = _make(cmd, log, step, update)
     res = UserlandResult(log=log)
     res.compiled = sorted({_rel(m.group(1), out) for m in _MAKE_COMPILED.finditer(text)})
     for m in _WARNING.finditer(text):
         res.warnings.setdefault(_rel(m.group(1), out), []).append(f"{m.group(2)}: {m.group(3)}")
-    if proc.returncode != 0:
-        raise build_failure(f"libnvmm or the tests did not build (make exit {proc.returncode})", text, log, out)
+    if returncode != 0:
+        raise build_failure(f"libnvmm or the tests did not build (make exit {returncode})", text, log, out)
     mk = (out / "Makefile.userland").read_text()
-    m = re.search(r"^PROGRAMS := (.*)$", mk, re.M)
-    for rel in (m.group(1).split() if m else []):
+    programs = re.search(r"^PROGRAMS := (.*)$", mk, re.M)
+    for rel in (programs.group(1).split() if programs else []):
         exe = out / rel
         if not exe.is_file():
             raise PortError(f"the userland build produced no {rel}", log, "check Makefile.userland and the log")
@@ -171,7 +210,7 @@ def userland(out: Path, jobs: int, cc: str | None = None) -> UserlandResult:
 
 @dataclass
 class Built:
-    spec: object
+    spec: TargetSpec
     out: Path                       # the rendered tree
     kdir: Path
     module: Path                    # in objdir
@@ -192,7 +231,8 @@ def tree_lock(out: Path):
 
 
 def build_target(project, target: str, upstream: str | None, out: str | Path | None, kdir: str | Path | None,
-                 flatten: bool, jobs: int, quiet: bool = False, lock: bool = True) -> Built:
+                 flatten: bool, jobs: int, quiet: bool = False, lock: bool = True,
+                 progress: ui.Progress = ui.SILENT) -> Built:
     """Render TARGET's tree if stale, build its module (and userland), check and return them.
 
     With ``lock=False`` the caller holds :func:`tree_lock` of the output directory."""
@@ -203,12 +243,13 @@ def build_target(project, target: str, upstream: str | None, out: str | Path | N
     check_spec(spec, surface)
     out = Path(out) if out else project.build_dir / spec.name
     if not lock:
-        return _build_locked(project, spec, surface, cache, out, kdir, flatten, jobs, say, quiet)
+        return _build_locked(project, spec, surface, cache, out, kdir, flatten, jobs, say, quiet, progress)
     with tree_lock(out):
-        return _build_locked(project, spec, surface, cache, out, kdir, flatten, jobs, say, quiet)
+        return _build_locked(project, spec, surface, cache, out, kdir, flatten, jobs, say, quiet, progress)
 
 
-def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool, jobs: int, say, quiet: bool) -> Built:
+def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool, jobs: int, say, quiet: bool,
+                  progress: ui.Progress) -> Built:
     tree = render_tree(project, spec, surface, cache, flatten)
     report = write_tree(tree, out)
     say(f"rendered {out}: {len(report.written)} written, {len(report.unchanged)} unchanged")
@@ -220,7 +261,7 @@ def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool,
     module = spec.build.module
     objdir = objdir_of(out)
     mirror_tree(tree, objdir)
-    res = kbuild(objdir, kdir, module, jobs)
+    res = kbuild(objdir, kdir, module, jobs, progress)
     if not quiet:
         for f, msgs in sorted(res.warnings.items()):
             print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
@@ -242,7 +283,7 @@ def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool,
         say(f"  parameter {p}")
     user = None
     if spec.build.userland:
-        user = userland(objdir, jobs)
+        user = userland(objdir, jobs, progress=progress)
         if not quiet:
             for f, msgs in sorted(user.warnings.items()):
                 print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
@@ -254,5 +295,6 @@ def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool,
 
 
 def run_build_command(project, args) -> int:
-    build_target(project, args.target, args.upstream, args.out, args.kdir, args.flatten, args.jobs)
+    build_target(project, args.target, args.upstream, args.out, args.kdir, args.flatten, args.jobs,
+                 progress=ui.for_stream(sys.stderr))
     return 0
