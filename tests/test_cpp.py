@@ -107,6 +107,13 @@ def test_condition_forms():
         assert cpp.evaluate(cpp.parse_condition("if", text), env) == expected, text
 
 
+def test_unifdef_keeps_a_division_by_zero():
+    # constant folding of x / 0 decides nothing: the block stays (it used to raise TypeError)
+    assert cpp.unifdef("#if 1/0\nx\n#endif\n", {}) == "#if 1/0\nx\n#endif\n"
+    assert cpp.unifdef("#if (1 % 0) && A\nx\n#else\ny\n#endif\n", {"A": 1}) == \
+        "#if 1 % 0\nx\n#else\ny\n#endif\n"
+
+
 # --- property: three-valued evaluation agrees with every completion of the unknowns
 
 NAMES = ["A", "B", "C"]
