@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
@@ -189,7 +188,7 @@ class Analyzer:
         tmp = Path(self._tmp.name)
         self.prelude_user = tmp / "prelude-user.h"
         self.prelude_user.write_text(PARSE_PRELUDE + PARSE_PRELUDE_KERNEL_TYPES)
-        self.prelude_kernel = {}
+        self.prelude_kernel: dict[str, Path] = {}
         includes = {p: [(inc, angle) for _, inc, angle in s.scan.includes] for p, s in self.sources.items()}
         self.sysroot = clangparse.Sysroot(root, list(self.sources), includes)
         self.parses: dict[tuple[str, str], clangparse.ParsedTU] = {}
@@ -225,6 +224,8 @@ class Analyzer:
         return self.prelude_kernel[key]
 
     def _contract_defines_types(self, flavour: str) -> bool:
+        if self.contract is None:
+            return False
         scan = self.sources[self.contract].scan
         dead = self.inactive(self.contract, flavour)
         masked = scan.masked.split("\n")
@@ -320,12 +321,12 @@ class Analyzer:
 
         for fl in self.oses:
             dead = self.inactive(self.contract, fl)
-            for d in scan.defines:
-                if d.line in dead or d.name == guard:
+            for md in scan.defines:
+                if md.line in dead or md.name == guard:
                     continue
-                kind = FUNCTION_MACRO if d.params is not None else OBJECT_MACRO
-                found[d.name][fl] = Definition(fl, kind, text_of(d.line, d.end_line, set()), self.contract,
-                                               d.line, list(d.params) if d.params is not None else None)
+                kind = FUNCTION_MACRO if md.params is not None else OBJECT_MACRO
+                found[md.name][fl] = Definition(fl, kind, text_of(md.line, md.end_line, set()), self.contract,
+                                                md.line, list(md.params) if md.params is not None else None)
             tu = self.parse(self.contract, fl)
             for d in tu.decls:
                 if d.file != self.contract or d.start_line in dead or d.line in dead:
@@ -356,9 +357,9 @@ class Analyzer:
             # its body varies inside (os_return_needed): then its text keeps every branch
             if all(d.line not in os_lines for d in defs.values()) and len({d.line for d in defs.values()}) == 1:
                 end = max(d.line + d.text.count("\n") for d in defs.values())
-                for d in defs.values():
-                    if d.kind == STATIC_INLINE:
-                        end = max(end, _definition_end(lines, d.line))
+                for dfn in defs.values():
+                    if dfn.kind == STATIC_INLINE:
+                        end = max(end, _definition_end(lines, dfn.line))
                 text = "\n".join(lines[first.line - 1:end]).strip() if len({d.text for d in defs.values()}) > 1 \
                     else first.text
                 defs = {"all": Definition("all", first.kind, text, first.file, first.line, first.params,
@@ -455,20 +456,21 @@ class Analyzer:
             # takes it from its kernel (curlwp_bind on NetBSD)
             contract_names = {p.name for p in prims}
             contract_names |= {n for n, defs in compat.items() if fl in defs or "all" in defs}
-            macros: dict[str, list[tuple[str, int, list[str]]]] = defaultdict(list)
+            macros: dict[str, list[tuple[str, int, list[tuple[str, str]]]]] = defaultdict(list)
             code_uses: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             members: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             tags: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
             any_space_names: set[str] = set()
-            uses_in = {ORDINARY: code_uses, MEMBER: members, TAG: tags, LABEL: defaultdict(lambda: defaultdict(int)),
-                       ANY: code_uses}
+            uses_in: dict[str, dict[str, dict[str, int]]] = {
+                ORDINARY: code_uses, MEMBER: members, TAG: tags, LABEL: defaultdict(lambda: defaultdict(int)),
+                ANY: code_uses}
             live_defs = [(path, src, d) for path, src in self.sources.items() if path != self.contract
                          for d in src.scan.defines if d.line not in self.inactive(path, fl)]
             pasted = {d.name: idx for _, _, d in live_defs if (idx := _pasted_params(d))}
-            for path, src, d in live_defs:
-                macros[d.name].append((path, d.line, _macro_body_idents(d, src.is_asm, pasted)))
-                declared.add(d.name)
-                seen_from[d.name].add((_ROLE_RANK.get(_role(path), 0), path.endswith(".h")))
+            for path, src, md in live_defs:
+                macros[md.name].append((path, md.line, _macro_body_idents(md, src.is_asm, pasted)))
+                declared.add(md.name)
+                seen_from[md.name].add((_ROLE_RANK.get(_role(path), 0), path.endswith(".h")))
             for path, src in self.sources.items():
                 if path == self.contract:
                     continue
@@ -562,7 +564,9 @@ class Analyzer:
                 out.append(FileCoverage(rel, "other", [], "not-source", {}, [], 0, {}, []))
                 continue
             lang = "asm" if src.is_asm else ("header" if rel.endswith(".h") else "c")
-            parsed_by, diags, seen = [], defaultdict(int), set()
+            parsed_by: list[str] = []
+            diags: dict[str, int] = defaultdict(int)
+            seen: set[tuple[int, str]] = set()
             samples: list[str] = []
             undeclared_msgs = []
             skipped: dict[str, list[list[int]]] = {}
@@ -958,22 +962,3 @@ def _cache_key(lock, catalog: Catalog) -> str:
     for mod in ("analyze.py", "preprocessor.py", "clangparse.py", "cdecl.py", "model.py", "catalog.py", "sources.py"):
         h.update((Path(__file__).parent / mod).read_bytes())
     return h.hexdigest()[:16]
-
-
-def run_analyze_command(project, args) -> int:
-    from .report import render
-    surface = analyze_project(project, args.upstream, use_cache=not args.no_cache)
-    text = render(surface, args.format)
-    if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, out)
-        s = surface.summary()
-        print(f"wrote {out}: {s['primitives']} primitives ({s['call_sites']} call sites), "
-              f"{s['variation_points']} variation points, {s['foreign_identifiers']} foreign identifiers",
-              file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0

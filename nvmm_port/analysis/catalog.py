@@ -240,7 +240,8 @@ class Catalog:
             for i, raw in enumerate(data.get("entry", [])):
                 e = _entry(raw, header, f, i)
                 if e.name in entries:
-                    raise PortError(f"{e.name} is defined twice (also in {entries[e.name].file.name})", f,
+                    prev = entries[e.name].file or f   # loaded entries always record their file
+                    raise PortError(f"{e.name} is defined twice (also in {prev.name})", f,
                                     "keep one definition")
                 entries[e.name] = e
         return entries

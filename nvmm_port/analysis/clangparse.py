@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ..errors import PortError
 
+_IMPORT_ERROR: ImportError | None
 try:  # pragma: no cover - exercised implicitly
     import clang.cindex as ci
 except ImportError as exc:  # pragma: no cover

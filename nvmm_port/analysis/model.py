@@ -40,7 +40,7 @@ class Definition:
     signature: dict[str, Any] | None = None   # functions: {name, returns, params: [{name, type}], variadic}
 
     def to_json(self) -> dict[str, Any]:
-        d = {"kind": self.kind, "text": self.text, "location": f"{self.file}:{self.line}"}
+        d: dict[str, Any] = {"kind": self.kind, "text": self.text, "location": f"{self.file}:{self.line}"}
         if self.params is not None:
             d["params"] = self.params
         if self.signature is not None:

@@ -178,11 +178,11 @@ def lz4_kernel(kernel: KernelImage, cache: Path, log: Log, jobs: int = os.cpu_co
     if not orig.is_file():
         shutil.copyfile(mk, orig)
     text = orig.read_text()
-    for old, new in _COMPRESSED_RULES.items():
+    for old, replacement in _COMPRESSED_RULES.items():
         if old not in text:
             raise PortError("arch/x86/boot/compressed/Makefile has an unexpected layout", orig,
                             "this kernel version is not supported by the re-wrap; use --kernel stock")
-        text = text.replace(old, new)
+        text = text.replace(old, replacement)
     mk.write_text(text)
     # files the full kernel build would have generated before the boot code
     _run(["make", "-s", f"-j{jobs}", "drivers/firmware/efi/libstub/", "arch/x86/kernel/cpu/capflags.o"],

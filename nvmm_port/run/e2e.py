@@ -262,7 +262,8 @@ class Follower:
             if run is not None:
                 run.end = t
                 self.judge(run)
-                self.echo(f"[{t:6.1f}s] {run.verdict} {run.name} ({run.end - run.begin:.1f} s): {run.detail}")
+                secs = t - run.begin if run.begin is not None else 0.0   # begin is set when BEGIN opens the run
+                self.echo(f"[{t:6.1f}s] {run.verdict} {run.name} ({secs:.1f} s): {run.detail}")
             self.current = None
             return
         if self.current is not None:
@@ -352,7 +353,7 @@ class Result:
             elif run is None:
                 yield s, "FAIL", "never started", None, None
             else:
-                secs = run.end - run.begin if run.end is not None else None
+                secs = run.end - run.begin if run.end is not None and run.begin is not None else None
                 yield s, run.verdict, run.detail, secs, run
 
     def to_json(self) -> dict:
@@ -529,7 +530,7 @@ def run_e2e_command(project, args) -> int:
     return 0 if res.passed else 1
 
 
-def run_bench(project, cpu: str, exits: int, echo: Callable[[str], None] = None, target: str = "linux",
+def run_bench(project, cpu: str, exits: int, echo: Callable[[str], None] | None = None, target: str = "linux",
               timeout: float = 1500, kernel_mode: str = "auto") -> Result:
     """One boot: the exit loop under NVMM, then under the guest kernel's KVM (bench/bench_e2e.py)."""
     echo = echo or _echo

@@ -195,7 +195,8 @@ def _missing_message(catalog: Catalog, missing: list[str], context: str, sources
         group = catalog.group_of(name)
         e = catalog.entry(name)
         if e is not None:
-            parts.append(f"{name}{uses(name)} has only a {'/'.join(e.contexts)} entry: extend {_rel(e.file)} "
+            entry_file = e.file or catalog.entry_file(e.header)   # loaded entries always record their file
+            parts.append(f"{name}{uses(name)} has only a {'/'.join(e.contexts)} entry: extend {_rel(entry_file)} "
                          "or list it in the target spec's [provides] names")
         elif group is not None:
             parts.append(f"{name}{uses(name)} ({group}) has no compat definition: add an entry to "
@@ -363,7 +364,7 @@ def render_compat(catalog: Catalog, needed: Iterable[str], provided: Iterable[st
     user = context == "user"
     hosted = catalog.hosted_headers if user else frozenset()
     banner = _banner(header_comment)
-    total = {}
+    total: dict[str, int] = {}
     for e in catalog.entries.values():
         total[e.header] = total.get(e.header, 0) + 1
     files: dict[str, str] = {}

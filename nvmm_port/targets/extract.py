@@ -48,10 +48,10 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
     out.append("[build]\nsystem = \"none\"\n")
     out.append("[compat]\nemit = false    # a BSD kernel provides every BSD name itself\n")
 
-    inside_vp = {}
+    inside_vp: dict[str, VariationPoint] = {}
     for v in surface.variation_points:
-        for p in block_primitives(v, surface):
-            inside_vp.setdefault(p, v)
+        for prim_name in block_primitives(v, surface):
+            inside_vp.setdefault(prim_name, v)
 
     for p in surface.primitives:
         out.append(f"[primitives.{tomlw.key(p.name)}]")
@@ -77,8 +77,8 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
             if "all" in p.definitions:
                 # one definition for every OS, varying inside: the body is this OS's branch
                 vp = next(v for v in surface.variation_points if enclosing_primitive(v, surface) == p.name)
-                body = _branch_text(surface, vp, os_name, vp.file.startswith("driver/"))
-                out.append(f"body = {tomlw.value(body or '', True)}")
+                branch = _branch_text(surface, vp, os_name, vp.file.startswith("driver/"))
+                out.append(f"body = {tomlw.value(branch or '', True)}")
             else:
                 returns, params, body = _inline_parts(d.text)
                 out.append(f"returns = {tomlw.value(returns)}")
@@ -137,6 +137,9 @@ def _items(v, br: cpp.Branch, lines: list[str], surface: Surface, os_name: str) 
 def _macro_parts(text: str, function_like: bool) -> tuple[str, str]:
     joined = re.sub(r"\\\n", "\n", text)
     m = re.match(r"\s*#\s*define\s+(\w+)(\([^)]*\))?", joined)
+    if m is None:
+        first_line = joined.lstrip().partition("\n")[0]
+        raise PortError(f"cannot split the macro '{first_line}'", "nvmm_os.h", "extract it by hand")
     head = m.group(0)
     body = joined[m.end():]
     body_lines = [ln.strip() for ln in body.split("\n")]

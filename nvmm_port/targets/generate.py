@@ -20,6 +20,7 @@ import hashlib
 import posixpath
 import re
 import sys
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from .. import __version__
@@ -189,7 +190,7 @@ def _angle_includes(tree: Tree, spec: TargetSpec, upstream_world: set[str],
 
 
 def target_needed_names(surface: Surface, renderer: Renderer, roles: tuple[str, ...] = ("driver",),
-                        user_headers: set[str] = frozenset()) -> set[str]:
+                        user_headers: AbstractSet[str] = frozenset()) -> set[str]:
     """BSD names used on upstream lines the target compiles (after its variation points are filled).
     For the userland roles the driver's headers count too, as a userland build compiles them; a name
     the program defines itself on a line the target compiles (a test's own PAGE_SIZE) is not needed."""
@@ -239,7 +240,7 @@ def spec_needed_names(spec: TargetSpec, surface: Surface) -> set[str]:
     defined: set[str] = set()
     if surface.contract_file:
         contract = surface.source(surface.contract_file)
-        inside = set()
+        inside: set[int] = set()
         for blk in contract.scan.all_blocks():
             if blk.is_os_conditional:
                 inside.update(range(blk.line_start, blk.line_end + 1))

@@ -15,6 +15,7 @@ nothing is written at all.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import re
@@ -26,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import PortError
@@ -47,6 +49,9 @@ from .layout import (
 )
 from .lock import Lock, LockedFile, safe_rel, sha256_bytes, valid_name, verify_cache
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 DEFAULT_MIRRORS = "/work/.mirror"
 _HEX = re.compile(r"[0-9a-fA-F]{4,64}\Z")
 _FULL_COMMIT = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
@@ -66,10 +71,10 @@ class _Out:
 
     def __init__(self) -> None:
         self.tty = sys.stderr.isatty()
-        self._console = None
+        self._console: Console | None = None
 
     @property
-    def console(self):
+    def console(self) -> Console:
         if self._console is None:
             from rich.console import Console
             self._console = Console(stderr=True, highlight=False)
@@ -118,7 +123,7 @@ def _git_env() -> dict[str, str]:
 
 
 def _git(args: list[str], cwd: str | Path | None = None, input: bytes | None = None,
-         check: bool = False, where: object = None) -> subprocess.CompletedProcess:
+         check: bool = False, where: str | Path | None = None) -> subprocess.CompletedProcess:
     cmd = ["git"] + (["-C", str(cwd)] if cwd is not None else []) + args
     try:
         proc = subprocess.run(cmd, input=input, capture_output=True, env=_git_env())
@@ -211,7 +216,7 @@ class GitTree:
                 out.warn(f"{self.where()}: skipping {kind} {path}")
         return files
 
-    def read(self, oids: list[str]) -> dict[str, bytes]:
+    def read(self, oids: builtins.list[str]) -> dict[str, bytes]:
         """Blob contents, through one ``git cat-file --batch``."""
         unique = sorted(set(oids))
         if not unique:
@@ -339,7 +344,7 @@ class DirTree:
                         files[rel] = rel
         return files
 
-    def read(self, rels: list[str]) -> dict[str, bytes]:
+    def read(self, rels: builtins.list[str]) -> dict[str, bytes]:
         data = {}
         for rel in rels:
             try:
@@ -457,7 +462,7 @@ class Plan:
 def _plan(spec: Spec, tree: GitTree | DirTree, out: _Out) -> Plan:
     where = tree.where(spec.ref)
     explicit = spec.maps is not None
-    if explicit:
+    if spec.maps is not None:
         maps = list(spec.maps)
         listing = tree.list(sorted({m.src for m in maps}), out)
         layout = spec.layout or layout_of_maps(maps)
@@ -575,10 +580,12 @@ def _install(project: Project, new: Lock, data: dict[str, bytes], write_cache: b
             if cache_dir.exists():
                 backup = Path(tempfile.mkdtemp(prefix=f".{new.name}.old-", dir=cache_root))
                 os.rename(cache_dir, backup / "cache")
+            assert tmp_dir is not None   # made above: write_cache is set
             os.rename(tmp_dir, cache_dir)
             tmp_dir = None
             swapped = True
         if write_lock:
+            assert tmp_lock is not None   # made above: write_lock is set
             os.replace(tmp_lock, lock_path)
             tmp_lock = None
         if backup is not None:
