@@ -8,8 +8,8 @@ compiled).  The command line passes :func:`for_stream`'s choice:
 * on a terminal, a rich status line with a spinner, the label, the latest detail and the elapsed
   time, cleared when the step ends; a step that took longer than a second leaves one line
   ``label: done in 2.1 s``;
-* elsewhere, plain lines: ``label ...`` when the step starts, the latest detail at most every
-  ``interval`` seconds, and ``label: done in 2.1 s``.
+* elsewhere, plain lines: ``label ...`` once the step has run for a second, the latest detail at
+  most every ``interval`` seconds, and ``label: done in 2.1 s`` (a quicker step says nothing).
 """
 
 from __future__ import annotations
@@ -42,27 +42,45 @@ SILENT = Progress()
 
 
 class PlainProgress(Progress):
-    """Plain lines, for CI logs and pipes."""
+    """Plain lines, for CI logs and pipes.  A step says nothing until it has run for ``delay``
+    seconds (so quick steps, and a command's one-line error, stay alone on the stream): then
+    ``label ...`` at its next update, its latest detail at most every ``interval`` seconds, and
+    ``label: done in 2.1 s`` when it ends."""
 
-    def __init__(self, stream: TextIO, interval: float = 10.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, stream: TextIO, interval: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 delay: float = 1.0):
         self.stream = stream
         self.interval = interval
         self.clock = clock
+        self.delay = delay
 
     @contextlib.contextmanager
     def task(self, label: str) -> Iterator[Update]:
         start = self.clock()
         last = start
-        print(f"{label} ...", file=self.stream, flush=True)
+        started = False
+
+        def begin(now: float) -> bool:
+            nonlocal started
+            if not started and now - start >= self.delay:
+                started = True
+                print(f"{label} ...", file=self.stream, flush=True)
+                return True
+            return False
 
         def update(detail: str) -> None:
             nonlocal last
             now = self.clock()
-            if now - last >= self.interval:
+            if begin(now):
+                return
+            if started and now - last >= self.interval:
                 last = now
                 print(f"  {label}: {detail} ({now - start:.0f} s)", file=self.stream, flush=True)
+        begin(start)
         yield update
-        print(f"{label}: done in {self.clock() - start:.1f} s", file=self.stream, flush=True)
+        end = self.clock()
+        if started or end - start >= self.delay:
+            print(f"{label}: done in {end - start:.1f} s", file=self.stream, flush=True)
 
 
 class RichProgress(Progress):

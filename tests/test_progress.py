@@ -18,7 +18,7 @@ needs_headers = pytest.mark.skipif(not (KDIR / "Makefile").is_file(),
 def test_a_cold_analyze_reports_its_start_each_unit_and_done(mini_project, capsys):
     from nvmm_port.analysis.analyze import analyze_project
     out = io.StringIO()
-    analyze_project(Project.find(mini_project), "mini", use_cache=False, progress=ui.PlainProgress(out, interval=0))
+    analyze_project(Project.find(mini_project), "mini", use_cache=False, progress=ui.PlainProgress(out, interval=0, delay=0))
     lines = out.getvalue().splitlines()
     assert lines[0] == "analyzing mini ..."
     assert any(line.startswith("  analyzing mini: driver/") and ".c (" in line for line in lines), lines
@@ -30,7 +30,7 @@ def test_a_warm_analyze_has_nothing_to_report(mini_project):
     from nvmm_port.analysis.analyze import analyze_project
     analyze_project(Project.find(mini_project), "mini")
     out = io.StringIO()
-    analyze_project(Project.find(mini_project), "mini", progress=ui.PlainProgress(out, interval=0))
+    analyze_project(Project.find(mini_project), "mini", progress=ui.PlainProgress(out, interval=0, delay=0))
     assert out.getvalue() == ""
 
 
@@ -44,7 +44,7 @@ def test_silent_analyze_prints_nothing(mini_project, capsys):
 def test_make_reports_each_kbuild_step_while_it_runs(tmp_path, capsys):
     from nvmm_port.run.build import kbuild
     out = io.StringIO()
-    res = kbuild(tree(tmp_path), KDIR, "nvmmtest", 2, progress=ui.PlainProgress(out, interval=0))
+    res = kbuild(tree(tmp_path), KDIR, "nvmmtest", 2, progress=ui.PlainProgress(out, interval=0, delay=0))
     lines = out.getvalue().splitlines()
     assert lines[0] == "make nvmmtest.ko ..." and lines[-1].startswith("make nvmmtest.ko: done in ")
     assert any(line.startswith("  make nvmmtest.ko: CC [M] t.o (") for line in lines), lines

@@ -56,3 +56,15 @@ def test_rich_leaves_one_line_for_a_long_step(monkeypatch):
     with progress.task("building nvmm.ko") as update:
         update("CC [M] driver/nvmm.o")
     assert "building nvmm.ko: done in 2.5 s" in out.getvalue()
+
+
+def test_a_quick_step_says_nothing_in_plain_lines():
+    out, clock = io.StringIO(), Clock()
+    progress = ui.PlainProgress(out, interval=10, clock=clock)
+    with progress.task("make nvmm.ko") as update:
+        clock.now += 0.5
+        update("CC [M] nvmm.o")
+    assert out.getvalue() == ""
+    with progress.task("git fetch") as update:      # no update at all, but long: its end still says so
+        clock.now += 4
+    assert out.getvalue() == "git fetch: done in 4.0 s\n"

@@ -392,7 +392,7 @@ def linux_built(tmp_path_factory):
 def build(spec: Path, out: Path):
     from nvmm_port.project import Project
     from nvmm_port.run.build import build_target
-    return build_target(Project.find(ROOT), str(spec), None, out, None, False, 2, quiet=True)
+    return build_target(Project.find(ROOT), str(spec), None, out, None, False, 2)
 
 
 def test_first_build_keeps_products_out_of_the_rendered_tree(linux_built):

@@ -20,16 +20,17 @@ import os
 import re
 import struct
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import ui
+from ..analysis.model import Surface
 from ..errors import PortError
+from ..project import Project
 from ..targets.generate import prepare, render_tree
 from ..targets.spec import TargetSpec, check_spec
-from ..targets.writer import write_tree
+from ..targets.writer import WriteReport, write_tree
 from .diagnostics import build_failure
 from .objdir import mirror_tree, objdir_of
 
@@ -78,15 +79,17 @@ def read_modinfo(ko: Path) -> dict[str, list[str]]:
 
 def default_kdir() -> Path:
     """The running kernel's build dir; else the newest Debian linux-headers-*-amd64 installed."""
-    running = Path("/lib/modules") / os.uname().release / "build"
+    running = _running_kdir()
     if (running / "Makefile").is_file():
         return running
     debian = sorted(Path("/usr/src").glob("linux-headers-*-amd64"), key=_version_key)
     if debian:
-        print(f"note: no headers for the running kernel {os.uname().release}; building against {debian[-1]}",
-              file=sys.stderr)
         return debian[-1]
     return running
+
+
+def _running_kdir() -> Path:
+    return Path("/lib/modules") / os.uname().release / "build"
 
 
 def _version_key(p: Path) -> list[int]:
@@ -218,6 +221,9 @@ class Built:
     userland: UserlandResult | None
     objdir: Path                    # where it was built: a mirror of out with every build product
     compiled: list[str] = field(default_factory=list)     # kernel objects this run compiled
+    rendered: WriteReport = field(default_factory=WriteReport)    # what rendering wrote into out
+    warnings: dict[str, list[str]] = field(default_factory=dict)  # the module's compiler warnings, by file
+    notes: list[str] = field(default_factory=list)        # what the caller should know (the kdir chosen)
 
 
 @contextlib.contextmanager
@@ -230,71 +236,44 @@ def tree_lock(out: Path):
         yield
 
 
-def build_target(project, target: str, upstream: str | None, out: str | Path | None, kdir: str | Path | None,
-                 flatten: bool, jobs: int, quiet: bool = False, lock: bool = True,
+def build_target(project: Project, target: str, upstream: str | None, out: str | Path | None,
+                 kdir: str | Path | None, flatten: bool, jobs: int, lock: bool = True,
                  progress: ui.Progress = ui.SILENT) -> Built:
     """Render TARGET's tree if stale, build its module (and userland), check and return them.
 
     With ``lock=False`` the caller holds :func:`tree_lock` of the output directory."""
-    def say(line: str) -> None:
-        if not quiet:
-            print(line)
-    spec, surface, cache = prepare(project, target, upstream)
+    spec, surface, cache = prepare(project, target, upstream, progress)
     check_spec(spec, surface)
     out = Path(out) if out else project.build_dir / spec.name
     if not lock:
-        return _build_locked(project, spec, surface, cache, out, kdir, flatten, jobs, say, quiet, progress)
+        return _build_locked(project, spec, surface, cache, out, kdir, flatten, jobs, progress)
     with tree_lock(out):
-        return _build_locked(project, spec, surface, cache, out, kdir, flatten, jobs, say, quiet, progress)
+        return _build_locked(project, spec, surface, cache, out, kdir, flatten, jobs, progress)
 
 
-def _build_locked(project, spec, surface, cache, out: Path, kdir, flatten: bool, jobs: int, say, quiet: bool,
-                  progress: ui.Progress) -> Built:
+def _build_locked(project: Project, spec: TargetSpec, surface: Surface, cache: Path, out: Path,
+                  kdir: str | Path | None, flatten: bool, jobs: int, progress: ui.Progress) -> Built:
     tree = render_tree(project, spec, surface, cache, flatten)
     report = write_tree(tree, out)
-    say(f"rendered {out}: {len(report.written)} written, {len(report.unchanged)} unchanged")
     system = spec.build.system
     if system != "kbuild":
         raise PortError(f"gen.py build knows Kbuild targets only; {spec.name} uses '{system}'", spec.toml_path,
                         "build the rendered tree with that system's own tools")
-    kdir = Path(kdir) if kdir else default_kdir()
+    notes = []
+    if kdir:
+        kdir = Path(kdir)
+    else:
+        kdir = default_kdir()
+        if kdir != _running_kdir():
+            notes.append(f"note: no headers for the running kernel {os.uname().release}; building against {kdir}")
     module = spec.build.module
     objdir = objdir_of(out)
     mirror_tree(tree, objdir)
     res = kbuild(objdir, kdir, module, jobs, progress)
-    if not quiet:
-        for f, msgs in sorted(res.warnings.items()):
-            print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
     if res.undefined:
         raise PortError(f"modpost reports {len(res.undefined)} undefined symbol(s): {', '.join(res.undefined)}",
                         res.log, "provide them in the target's glue, or use what the kernel exports")
     if res.module is None:
         raise PortError(f"the build produced no {module}.ko", res.log, "check the Kbuild file and the log")
-    info = res.modinfo
-    what = (f"against {kdir.resolve()}: "
-            f"version {','.join(info.get('version', ['-']))}, license {','.join(info.get('license', ['-']))}, "
-            f"description {','.join(info.get('description', ['-']))!r}, "
-            f"vermagic {','.join(info.get('vermagic', ['-']))}")
-    if res.compiled:
-        say(f"built {res.module} ({len(res.compiled)} object(s) compiled) {what}")
-    else:
-        say(f"nothing to compile: {res.module} up to date, {what}")
-    for p in info.get("parm", []):
-        say(f"  parameter {p}")
-    user = None
-    if spec.build.userland:
-        user = userland(objdir, jobs, progress=progress)
-        if not quiet:
-            for f, msgs in sorted(user.warnings.items()):
-                print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
-        products = (f"{user.library.relative_to(objdir) if user.library else 'no libnvmm.a'} and "
-                    f"{len(user.programs)} static test program(s): {', '.join(sorted(user.programs))}")
-        say(f"built {products} ({len(user.compiled)} object(s) compiled)" if user.compiled
-            else f"nothing to compile: {products} up to date")
-    return Built(spec, out, kdir, res.module, info, user, objdir, res.compiled)
-
-
-def run_build_command(project, args) -> int:
-    build_target(project, args.target, args.upstream, args.out, args.kdir, args.flatten, args.jobs,
-                 progress=ui.for_stream(sys.stderr))
-    return 0
+    user = userland(objdir, jobs, progress=progress) if spec.build.userland else None
+    return Built(spec, out, kdir, res.module, res.modinfo, user, objdir, res.compiled, report, res.warnings, notes)

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import jinja2
 
+from .. import ui
 from ..errors import PortError
+from ..project import Project
 from . import bochs, bootimage
 from .build import build_target, is_static_elf, tree_lock
 
@@ -460,12 +462,13 @@ class Prepared:
 
 
 def prepare(project, target: str, upstream: str | None, kdir: str | None, jobs: int, kernel_mode: str,
-            workdir: Path, echo: Callable[[str], None], kvm_cpu: str | None = None) -> Prepared:
+            workdir: Path, echo: Callable[[str], None], kvm_cpu: str | None = None,
+            progress: ui.Progress = ui.SILENT) -> Prepared:
     """Build (if stale) and copy what the guest needs into ``workdir``; choose the boot image."""
     t0 = time.monotonic()
     tree = project.build_dir / Path(target).name      # where build_target renders it
     with tree_lock(tree):
-        built = build_target(project, target, upstream, None, kdir, False, jobs, quiet=True, lock=False)
+        built = build_target(project, target, upstream, None, kdir, False, jobs, lock=False, progress=progress)
         if built.userland is None:
             raise PortError(f"target {built.spec.name} builds no userland, so there is nothing to run in the "
                             "guest", built.spec.toml_path, "set [build] userland = true")
@@ -505,35 +508,42 @@ def _finish(res: Result, workdir: Path, final: Path) -> None:
     (final / "result.json").write_text(json.dumps(res.to_json(), indent=1) + "\n")
 
 
-def run_e2e_command(project, args) -> int:
-    echo = _echo
-    if args.cpu not in BACKENDS:
-        raise PortError(f"unknown --cpu {args.cpu}", None, "use vmx or svm")
-    if args.smp < 1 or args.smp > 8:
-        raise PortError(f"--smp {args.smp} is out of range", None, "use 1 to 8")
+@dataclass
+class E2ERun:
+    result: Result
+    final: Path                     # build/e2e/TARGET-CPU-smpN: serial log, result.json
+    keep: Path | None               # the work directory, kept
+
+
+def run_e2e(project: Project, target: str, opts: Options, echo: Callable[[str], None], *,
+            upstream: str | None = None, kdir: str | None = None, jobs: int = 1, kernel_mode: str = "auto",
+            keep: str | Path | None = None, timeout: float = 1500, verbose: bool = False,
+            cpu_model: str | None = None, progress: ui.Progress = ui.SILENT) -> E2ERun:
+    """Build TARGET if stale, boot it under Bochs with ``opts.cpu`` and judge every step of the test
+    plan; ``echo`` follows the boot line by line (steps as they start and end)."""
+    if opts.cpu not in BACKENDS:
+        raise PortError(f"unknown --cpu {opts.cpu}", None, "use vmx or svm")
+    if opts.smp < 1 or opts.smp > 8:
+        raise PortError(f"--smp {opts.smp} is out of range", None, "use 1 to 8")
     t0 = time.monotonic()
-    final = project.build_dir / "e2e" / f"{Path(args.target).name}-{args.cpu}-smp{args.smp}"
-    keep = Path(args.keep).resolve() if args.keep else None
+    final = project.build_dir / "e2e" / f"{Path(target).name}-{opts.cpu}-smp{opts.smp}"
+    kept = Path(keep).resolve() if keep else None
     with tempfile.TemporaryDirectory(prefix="nvmm-e2e-") as tmp:
-        workdir = keep or Path(tmp)
+        workdir = kept or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        prep = prepare(project, args.target, args.upstream, args.kdir, args.jobs, args.kernel, workdir, echo)
-        opts = Options(cpu=args.cpu, smp=args.smp, leak_cycles=args.leak_cycles, fuzz_calls=args.fuzz_calls,
-                       seed=args.seed)
+        prep = prepare(project, target, upstream, kdir, jobs, kernel_mode, workdir, echo, progress=progress)
         plan = test_plan(opts, prep.upstream_tests)
-        res = run_plan(project, plan, args.cpu, args.smp, workdir, prep.module, prep.files, prep.kernel, echo,
-                       args.timeout, args.verbose, args.cpu_model, prep.phases)
+        res = run_plan(project, plan, opts.cpu, opts.smp, workdir, prep.module, prep.files, prep.kernel, echo,
+                       timeout, verbose, cpu_model, prep.phases)
         res.phases["total"] = time.monotonic() - t0
         _finish(res, workdir, final)
-    report(res, echo)
-    echo(f"result: {final / 'result.json'}" + (f"; work files kept in {keep}" if keep else ""))
-    return 0 if res.passed else 1
+    return E2ERun(res, final, kept)
 
 
 def run_bench(project, cpu: str, exits: int, echo: Callable[[str], None] | None = None, target: str = "linux",
               timeout: float = 1500, kernel_mode: str = "auto") -> Result:
     """One boot: the exit loop under NVMM, then under the guest kernel's KVM (bench/bench_e2e.py)."""
-    echo = echo or _echo
+    echo = echo or _ignore
     t0 = time.monotonic()
     final = project.build_dir / "e2e" / f"{Path(target).name}-{cpu}-bench"
     with tempfile.TemporaryDirectory(prefix="nvmm-bench-") as tmp:
@@ -546,5 +556,5 @@ def run_bench(project, cpu: str, exits: int, echo: Callable[[str], None] | None 
     return res
 
 
-def _echo(line: str) -> None:
-    print(line, flush=True)
+def _ignore(line: str) -> None:
+    return None

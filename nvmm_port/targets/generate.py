@@ -19,18 +19,18 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
-import sys
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, ui
 from ..analysis.model import OUT_OF_LINE, Surface
+from ..project import Project
 from ..templating import render as render_template
 from . import origins, spdx
 from .origins import SpecOrigins
 from .render import Renderer, flatten
-from .spec import TargetSpec, check_spec, load_spec, provides_error, resolve_target
-from .writer import Tree, other_files, stale_files, write_tree
+from .spec import TargetSpec, load_spec, provides_error, resolve_target
+from .writer import Tree
 
 SOURCE_EXT = (".c", ".h", ".S", ".s")
 USER_ROLES = ("libnvmm", "tests")
@@ -344,35 +344,14 @@ def _provenance(spec: TargetSpec, surface: Surface, tree: Tree, flat: bool, proj
 
 
 # ---------------------------------------------------------------------------
-# Command
+# What a command starts from
 
 
-def prepare(project, target: str, upstream: str | None):
+def prepare(project: Project, target: str, upstream: str | None,
+            progress: ui.Progress = ui.SILENT) -> tuple[TargetSpec, Surface, Path]:
+    """TARGET's spec (its errors deferred: check_spec reports them all), upstream's surface and its cache."""
     from ..analysis.analyze import analyze_project, load_upstream
-    spec = load_spec(resolve_target(project, target), defer_errors=True)     # check_spec reports them all
-    surface = analyze_project(project, upstream)
+    spec = load_spec(resolve_target(project, target), defer_errors=True)
+    surface = analyze_project(project, upstream, progress=progress)
     _, cache, _ = load_upstream(project, surface.upstream.name)
     return spec, surface, cache
-
-
-def run_generate_command(project, args) -> int:
-    spec, surface, cache = prepare(project, args.target, args.upstream)
-    check_spec(spec, surface)
-    tree = render_tree(project, spec, surface, cache, args.flatten)
-    out = Path(args.out) if args.out else project.build_dir / spec.name
-    if args.check:
-        stale = stale_files(tree, out)
-        for line in stale:
-            print(line)
-        if stale:
-            print(f"{out}: {len(stale)} file(s) out of date; run gen.py generate --target {spec.name}", file=sys.stderr)
-            return 1
-        others = other_files(tree, out)
-        print(f"{out}: up to date ({len(tree.files)} files" +
-              (f"; {len(others)} other file(s) gen.py did not write, left alone" if others else "") + ")")
-        return 0
-    report = write_tree(tree, out)
-    print(f"generated {out}: {len(tree.files)} files, {len(report.written)} written, "
-          f"{len(report.unchanged)} unchanged, {len(report.removed)} removed" +
-          (f"; {len(report.others)} other file(s) gen.py did not write, left alone" if report.others else ""))
-    return 0

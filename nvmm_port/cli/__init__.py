@@ -10,9 +10,9 @@ import signal
 import sys
 import threading
 
-from . import __version__
-from .errors import PortError
-from .project import Project
+from .. import __version__
+from ..errors import PortError
+from ..project import Project
 
 DESCRIPTION = """\
 Retarget the NVMM hypervisor to other kernels.
@@ -182,7 +182,7 @@ def _add_setup(sub: argparse._SubParsersAction) -> None:
 
 
 def _setup_command(project: Project, args: argparse.Namespace) -> int:
-    from .run import system
+    from ..run import system
     jobs = system.parse_jobs(args.jobs)
     system.check_platform()
 
@@ -244,10 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
 # command -> (module, function): modules are imported only for the command that runs
 COMMANDS = {
     "sync": ("upstream.sync", "run_sync_command"),
-    "analyze": ("analysis.analyze", "run_analyze_command"),
-    "generate": ("targets.generate", "run_generate_command"),
-    "build": ("run.build", "run_build_command"),
-    "e2e": ("run.e2e", "run_e2e_command"),
+    "analyze": ("cli.commands", "analyze"),
+    "generate": ("cli.commands", "generate"),
+    "build": ("cli.commands", "build"),
+    "e2e": ("cli.commands", "e2e"),
     "new-target": ("targets.scaffold", "run_new_target_command"),
     "surface": ("targets.scaffold", "run_surface_command"),
     "extract-target": ("targets.extract", "run_extract_command"),
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "setup":
             return _setup_command(project, args)
         module_name, function = COMMANDS[args.command]
-        module = importlib.import_module(f".{module_name}", __package__)
+        module = importlib.import_module(f"..{module_name}", __package__)
         return getattr(module, function)(project, args)
     except PortError as exc:
         print(f"nvmm-port: error: {exc.one_line()}", file=sys.stderr)

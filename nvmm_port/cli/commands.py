@@ -1,0 +1,129 @@
+"""The commands: each turns its parsed arguments into typed library calls and prints their results.
+
+Only this package prints (standard output for results, standard error for notes, warnings and
+progress); the library returns what it found.  Library modules are imported inside each command,
+so a command loads only what it uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .. import ui
+from ..project import Project
+
+
+def _progress() -> ui.Progress:
+    return ui.for_stream(sys.stderr)
+
+
+def _echo(line: str) -> None:
+    print(line, flush=True)
+
+
+def _write_atomic(out: Path, text: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, out)
+
+
+def _warn_compiler(warnings: dict[str, list[str]]) -> None:
+    for f, msgs in sorted(warnings.items()):
+        print(f"warning: {f}: {len(msgs)} compiler warning(s), first: {msgs[0]}", file=sys.stderr)
+
+
+# ---- analyze
+
+def analyze(project: Project, args: argparse.Namespace) -> int:
+    from ..analysis.analyze import analyze_project
+    from ..analysis.report import render
+    surface = analyze_project(project, args.upstream, use_cache=not args.no_cache, progress=_progress())
+    text = render(surface, args.format)
+    if args.output:
+        out = Path(args.output)
+        _write_atomic(out, text)
+        s = surface.summary()
+        print(f"wrote {out}: {s['primitives']} primitives ({s['call_sites']} call sites), "
+              f"{s['variation_points']} variation points, {s['foreign_identifiers']} foreign identifiers",
+              file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ---- generate
+
+def generate(project: Project, args: argparse.Namespace) -> int:
+    from ..targets.generate import prepare, render_tree
+    from ..targets.spec import check_spec
+    from ..targets.writer import other_files, stale_files, write_tree
+    spec, surface, cache = prepare(project, args.target, args.upstream, _progress())
+    check_spec(spec, surface)
+    tree = render_tree(project, spec, surface, cache, args.flatten)
+    out = Path(args.out) if args.out else project.build_dir / spec.name
+    if args.check:
+        stale = stale_files(tree, out)
+        for line in stale:
+            print(line)
+        if stale:
+            print(f"{out}: {len(stale)} file(s) out of date; run gen.py generate --target {spec.name}",
+                  file=sys.stderr)
+            return 1
+        others = other_files(tree, out)
+        print(f"{out}: up to date ({len(tree.files)} files" +
+              (f"; {len(others)} other file(s) gen.py did not write, left alone" if others else "") + ")")
+        return 0
+    report = write_tree(tree, out)
+    print(f"generated {out}: {len(tree.files)} files, {len(report.written)} written, "
+          f"{len(report.unchanged)} unchanged, {len(report.removed)} removed" +
+          (f"; {len(report.others)} other file(s) gen.py did not write, left alone" if report.others else ""))
+    return 0
+
+
+# ---- build
+
+def build(project: Project, args: argparse.Namespace) -> int:
+    from ..run.build import build_target
+    built = build_target(project, args.target, args.upstream, args.out, args.kdir, args.flatten, args.jobs,
+                         progress=_progress())
+    print(f"rendered {built.out}: {len(built.rendered.written)} written, {len(built.rendered.unchanged)} unchanged")
+    for note in built.notes:
+        print(note, file=sys.stderr)
+    _warn_compiler(built.warnings)
+    info = built.modinfo
+    what = (f"against {built.kdir.resolve()}: "
+            f"version {','.join(info.get('version', ['-']))}, license {','.join(info.get('license', ['-']))}, "
+            f"description {','.join(info.get('description', ['-']))!r}, "
+            f"vermagic {','.join(info.get('vermagic', ['-']))}")
+    if built.compiled:
+        print(f"built {built.module} ({len(built.compiled)} object(s) compiled) {what}")
+    else:
+        print(f"nothing to compile: {built.module} up to date, {what}")
+    for p in info.get("parm", []):
+        print(f"  parameter {p}")
+    user = built.userland
+    if user is not None:
+        _warn_compiler(user.warnings)
+        products = (f"{user.library.relative_to(built.objdir) if user.library else 'no libnvmm.a'} and "
+                    f"{len(user.programs)} static test program(s): {', '.join(sorted(user.programs))}")
+        print(f"built {products} ({len(user.compiled)} object(s) compiled)" if user.compiled
+              else f"nothing to compile: {products} up to date")
+    return 0
+
+
+# ---- e2e
+
+def e2e(project: Project, args: argparse.Namespace) -> int:
+    from ..run.e2e import Options, report, run_e2e
+    opts = Options(cpu=args.cpu, smp=args.smp, leak_cycles=args.leak_cycles, fuzz_calls=args.fuzz_calls,
+                   seed=args.seed)
+    run = run_e2e(project, args.target, opts, _echo, upstream=args.upstream, kdir=args.kdir, jobs=args.jobs,
+                  kernel_mode=args.kernel, keep=args.keep, timeout=args.timeout, verbose=args.verbose,
+                  cpu_model=args.cpu_model, progress=_progress())
+    report(run.result, _echo)
+    _echo(f"result: {run.final / 'result.json'}" + (f"; work files kept in {run.keep}" if run.keep else ""))
+    return 0 if run.result.passed else 1
