@@ -77,3 +77,31 @@ def test_the_rule_catches_upward_imports(tmp_path):
         "errors.py:1 (base) imports nvmm_port.targets.spec (targets)",
         "upstream/lock.py:1 (upstream) imports nvmm_port.analysis.model (analysis)",
     ]
+
+
+# modules that write to the terminal: the command line, and the progress it hands the library
+PRINTERS = {("cli",), ("ui",)}
+NOT_YET = {("upstream", "sync")}       # its command still lives there (issue 10: move it into the CLI)
+
+
+def printing(path: Path) -> list[int]:
+    """Lines of ``path`` that call print() or use sys.stdout / sys.stderr."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+            lines.append(node.lineno)
+        elif (isinstance(node, ast.Attribute) and node.attr in ("stdout", "stderr")
+              and isinstance(node.value, ast.Name) and node.value.id == "sys"):
+            lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def test_only_the_cli_prints():
+    """Library functions return results (and report progress on the Progress they are given)."""
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        parts = path.relative_to(PKG).with_suffix("").parts
+        if parts[:1] in PRINTERS or parts in NOT_YET or parts == ("__init__",):
+            continue
+        bad += [f"{path.relative_to(PKG)}:{line}" for line in printing(path)]
+    assert not bad, "library modules that print:\n" + "\n".join(bad)

@@ -248,9 +248,9 @@ COMMANDS = {
     "generate": ("cli.commands", "generate"),
     "build": ("cli.commands", "build"),
     "e2e": ("cli.commands", "e2e"),
-    "new-target": ("targets.scaffold", "run_new_target_command"),
-    "surface": ("targets.scaffold", "run_surface_command"),
-    "extract-target": ("targets.extract", "run_extract_command"),
+    "new-target": ("cli.commands", "new_target"),
+    "surface": ("cli.commands", "surface"),
+    "extract-target": ("cli.commands", "extract_target"),
 }
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .. import ui
+from ..errors import PortError
 from ..project import Project
 
 
@@ -127,3 +128,78 @@ def e2e(project: Project, args: argparse.Namespace) -> int:
     report(run.result, _echo)
     _echo(f"result: {run.final / 'result.json'}" + (f"; work files kept in {run.keep}" if run.keep else ""))
     return 0 if run.result.passed else 1
+
+
+# ---- extract-target, new-target, surface
+
+def extract_target(project: Project, args: argparse.Namespace) -> int:
+    from ..analysis.analyze import analyze_project, load_upstream
+    from ..targets.extract import extract, write_spec
+    surface = analyze_project(project, args.upstream, progress=_progress())
+    _, cache, _ = load_upstream(project, surface.upstream.name)
+    files = extract(surface, cache, args.os)
+    out = Path(args.output) if args.output else project.build_dir / f"spec-{args.os}"
+    write_spec(files, out)
+    n_p, n_v = len(surface.primitives), len(surface.variation_points)
+    print(f"extracted {args.os} spec to {out}: {n_p} primitives, {n_v} variation points "
+          "(derived from upstream code: do not commit it)")
+    return 0
+
+
+def new_target(project: Project, args: argparse.Namespace) -> int:
+    from ..analysis.analyze import analyze_project
+    from ..targets.extract import write_spec
+    from ..targets.scaffold import scaffold
+    from ..targets.spec import default_macro, load_spec, macro_problem, target_name_problem
+    problem = target_name_problem(args.name)
+    if problem is not None:
+        raise PortError(problem, project.shim_dir, "pick another name")
+    macro = args.macro or default_macro(args.name)
+    problem = macro_problem(macro)
+    if problem is not None:
+        raise PortError(f"--macro: {problem}", None, f"pass e.g. --macro {default_macro(args.name)}")
+    out = Path(args.output) if args.output else project.shim_dir / args.name
+    if out.exists() and not args.force:
+        raise PortError("the spec directory exists already", out, "pass --force to overwrite it, or pick another name")
+    surface = analyze_project(project, args.upstream, progress=_progress())
+    files = scaffold(project, args.name, surface, macro)
+    write_spec(files, out)
+    spec = load_spec(out)
+    todo = spec.todos()
+    print(f"created {out}/target.toml: {len(todo.get('primitives', []))} primitives and "
+          f"{len(todo.get('variation points', []))} variation points to fill")
+    return 0
+
+
+def surface(project: Project, args: argparse.Namespace) -> int:
+    import json
+
+    from ..analysis.analyze import analyze_project
+    from ..targets.scaffold import surface_report
+    from ..targets.spec import load_spec, resolve_target
+    spec = load_spec(resolve_target(project, args.target), defer_errors=True)    # listed with the rest
+    analysis = analyze_project(project, args.upstream, progress=_progress())
+    rep = surface_report(spec, analysis, project)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rep, indent=2) + "\n")
+        return 1 if rep["lacking"] or rep["errors"] else 0
+    print(f"target {rep['target']} against upstream {analysis.upstream.name}")
+    for how, names in sorted(rep["provided"].items()):
+        print(f"  provides {len(names):3d} primitive(s) as {how}")
+    for form, ids in sorted(rep["variation_points"].items()):
+        print(f"  fills    {len(ids):3d} variation point(s) by {form}")
+    print(f"  emits    {len(rep['compat_headers'])} compat header(s)"
+          f"{'' if rep['compat_exact'] else ' (approximate until the spec is complete and valid)'}"
+          f"{': ' if rep['compat_headers'] else ''}" + ", ".join(rep["compat_headers"]))
+    if rep["errors"]:
+        print(f"  errors   {len(rep['errors'])} (gen.py generate refuses the spec until they are fixed):")
+        for line in rep["errors"]:
+            print(f"    {line}")
+    if rep["lacking"]:
+        print(f"  lacks    {len(rep['lacking'])} entr{'y' if len(rep['lacking']) == 1 else 'ies'}:")
+        for line in rep["lacking"]:
+            print(f"    {line}")
+    if rep["errors"] or rep["lacking"]:
+        return 1
+    print("  complete")
+    return 0

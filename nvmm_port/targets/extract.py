@@ -173,16 +173,3 @@ def write_spec(files: dict[str, str], out_dir: Path) -> None:
     user's umask; the directory is the porter's, so nothing else in it is touched or removed."""
     from .writer import write_files
     write_files({rel: text.encode() for rel, text in files.items()}, out_dir)
-
-
-def run_extract_command(project, args) -> int:
-    from ..analysis.analyze import analyze_project, load_upstream
-    surface = analyze_project(project, args.upstream)
-    _, cache, _ = load_upstream(project, surface.upstream.name)
-    files = extract(surface, cache, args.os)
-    out = Path(args.output) if args.output else project.build_dir / f"spec-{args.os}"
-    write_spec(files, out)
-    n_p, n_v = len(surface.primitives), len(surface.variation_points)
-    print(f"extracted {args.os} spec to {out}: {n_p} primitives, {n_v} variation points "
-          "(derived from upstream code: do not commit it)")
-    return 0

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 import tomllib
-from pathlib import Path
 from typing import Any
 
 from .. import tomlw
@@ -14,16 +11,10 @@ from ..errors import DiagnosticsError, PortError
 from ..project import Project
 from ..templating import render as render_template
 from . import todos
-from .extract import write_spec
 from .spec import (
     TargetSpec,
     block_primitives,
-    default_macro,
     enclosing_primitive,
-    load_spec,
-    macro_problem,
-    resolve_target,
-    target_name_problem,
     validate,
 )
 
@@ -52,28 +43,6 @@ def scaffold(project, name: str, surface: Surface, macro: str | None) -> dict[st
         "spec/new-target.toml.j2", name=name, os_name=name.replace("-", "_").replace(".", "_"),
         macro=macro or f"__{name}__", surface=surface, prims=prims, vps=vps)
     return {"target.toml": text}
-
-
-def run_new_target_command(project, args) -> int:
-    from ..analysis.analyze import analyze_project
-    problem = target_name_problem(args.name)
-    if problem is not None:
-        raise PortError(problem, project.shim_dir, "pick another name")
-    macro = args.macro or default_macro(args.name)
-    problem = macro_problem(macro)
-    if problem is not None:
-        raise PortError(f"--macro: {problem}", None, f"pass e.g. --macro {default_macro(args.name)}")
-    out = Path(args.output) if args.output else project.shim_dir / args.name
-    if out.exists() and not args.force:
-        raise PortError("the spec directory exists already", out, "pass --force to overwrite it, or pick another name")
-    surface = analyze_project(project, args.upstream)
-    files = scaffold(project, args.name, surface, macro)
-    write_spec(files, out)
-    spec = load_spec(out)
-    todo = spec.todos()
-    print(f"created {out}/target.toml: {len(todo.get('primitives', []))} primitives and "
-          f"{len(todo.get('variation points', []))} variation points to fill")
-    return 0
 
 
 def surface_report(spec: TargetSpec, surface: Surface, project: Project) -> dict[str, Any]:
@@ -139,35 +108,3 @@ def surface_report(spec: TargetSpec, surface: Surface, project: Project) -> dict
                 lacking.append(f"compat (approximate): {exc.message}")
     return {"target": spec.name, "provided": provided, "variation_points": vp_forms, "lacking": lacking,
             "errors": errors, "compat_headers": compat, "compat_exact": exact}
-
-
-def run_surface_command(project: Project, args: argparse.Namespace) -> int:
-    import json
-
-    from ..analysis.analyze import analyze_project
-    spec = load_spec(resolve_target(project, args.target), defer_errors=True)    # listed with the rest
-    surface = analyze_project(project, args.upstream)
-    rep = surface_report(spec, surface, project)
-    if args.format == "json":
-        sys.stdout.write(json.dumps(rep, indent=2) + "\n")
-        return 1 if rep["lacking"] or rep["errors"] else 0
-    print(f"target {rep['target']} against upstream {surface.upstream.name}")
-    for how, names in sorted(rep["provided"].items()):
-        print(f"  provides {len(names):3d} primitive(s) as {how}")
-    for form, ids in sorted(rep["variation_points"].items()):
-        print(f"  fills    {len(ids):3d} variation point(s) by {form}")
-    print(f"  emits    {len(rep['compat_headers'])} compat header(s)"
-          f"{'' if rep['compat_exact'] else ' (approximate until the spec is complete and valid)'}"
-          f"{': ' if rep['compat_headers'] else ''}" + ", ".join(rep["compat_headers"]))
-    if rep["errors"]:
-        print(f"  errors   {len(rep['errors'])} (gen.py generate refuses the spec until they are fixed):")
-        for line in rep["errors"]:
-            print(f"    {line}")
-    if rep["lacking"]:
-        print(f"  lacks    {len(rep['lacking'])} entr{'y' if len(rep['lacking']) == 1 else 'ies'}:")
-        for line in rep["lacking"]:
-            print(f"    {line}")
-    if rep["errors"] or rep["lacking"]:
-        return 1
-    print("  complete")
-    return 0
