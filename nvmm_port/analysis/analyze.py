@@ -16,11 +16,14 @@ import os
 import re
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import __version__, ui
 from ..errors import PortError
+from ..project import Project
 from . import cdecl, clangparse
 from . import preprocessor as cpp
 from .catalog import MEMBERS, UNKNOWN, Catalog
@@ -41,6 +44,9 @@ from .model import (
     VPBranch,
 )
 from .sources import UpstreamSources
+
+if TYPE_CHECKING:
+    from ..upstream.lock import Lock
 
 CONTRACT_NAME = "nvmm_os.h"
 SOURCE_EXT = (".c", ".h", ".S", ".s")
@@ -123,7 +129,7 @@ def _role(path: str) -> str:
 _ROLE_RANK = {"driver": 0, "libnvmm": 1, "tests": 2}
 
 
-def _visible(decls, use_file: str) -> bool:
+def _visible(decls: Iterable[tuple[int, bool]], use_file: str) -> bool:
     """Whether a declaration (rank of its program, in a header) reaches a use in ``use_file``:
     within its own program always; in the programs that include it only from a header."""
     rank = _ROLE_RANK.get(_role(use_file), 0)
@@ -762,7 +768,7 @@ def _macro_arg_spans(text: str) -> list[tuple[int, int]]:
     return [(m.end(), _paren_end(text, m.end() - 1)) for m in _MACRO_CALL.finditer(text)]
 
 
-def _idents(text: str, skip: list[tuple[int, int]]):
+def _idents(text: str, skip: list[tuple[int, int]]) -> Iterator[tuple[int, str, str]]:
     """(offset, name, name space) of real identifier tokens in masked C text."""
     si = 0
     margs = _macro_arg_spans(text)
@@ -800,7 +806,8 @@ def _pasted_params(d: cpp.MacroDef) -> set[int]:
     return out
 
 
-def _c_code_idents(scan: cpp.FileScan, skip_lines: set[int], pasted: dict[str, set[int]]):
+def _c_code_idents(scan: cpp.FileScan, skip_lines: set[int],
+                   pasted: dict[str, set[int]]) -> Iterator[tuple[str, str, int, int]]:
     """(name, name space, line) for identifier tokens in compiled C code."""
     for off, name, space in _idents(scan.masked, _skip_spans(scan.masked, pasted)):
         line = scan.line_of(off)
@@ -822,7 +829,7 @@ _ASM_FIELD_ACCESSORS = ("CPUVAR", "PCPU", "PCPU_GET", "PCPU_PTR")
 _ASM_PREFIXES = frozenset("rep repe repz repne repnz lock data16 data32 addr16 addr32 rex rex64".split())
 
 
-def _asm_statement_idents(text: str):
+def _asm_statement_idents(text: str) -> Iterator[tuple[str, bool]]:
     """Identifiers in assembly statements that can be symbols or macros (not mnemonics, registers, directives)."""
     for stmt in _ASM_STMT_SPLIT.split(text):
         stmt = _ASM_LABEL.sub("", stmt, count=1) if _ASM_LABEL.match(stmt) else stmt
@@ -852,7 +859,7 @@ def _asm_statement_idents(text: str):
             yield name, False
 
 
-def _asm_code_idents(scan: cpp.FileScan, dead: set[int]):
+def _asm_code_idents(scan: cpp.FileScan, dead: set[int]) -> Iterator[tuple[int, str, bool]]:
     skip = scan.directive_lines() | dead
     lines = scan.masked.split("\n")
     for i, text in enumerate(lines, 1):
@@ -897,7 +904,7 @@ def _asm_scopes(scan: cpp.FileScan) -> list[tuple[int, int, str]]:
 # Entry points
 
 
-def load_upstream(project, name: str | None):
+def load_upstream(project: Project, name: str | None) -> tuple[Lock, Path, Upstream]:
     """The lock and cache dir of an upstream, verified to match."""
     from ..upstream.lock import Lock, verify_cache
     name = project.resolve_upstream(name)
@@ -929,7 +936,8 @@ def analyze_tree(root: Path, upstream: Upstream, catalog: Catalog, files: list[s
     return surface
 
 
-def analyze_project(project, name: str | None, use_cache: bool = True, progress: ui.Progress = ui.SILENT) -> Surface:
+def analyze_project(project: Project, name: str | None, use_cache: bool = True,
+                    progress: ui.Progress = ui.SILENT) -> Surface:
     """The surface of a synced upstream, from the cache under build/cache/ when it is current; a cold
     analysis (about 2 s) reports on ``progress``, one update per translation unit parsed."""
     lock, cache, up = load_upstream(project, name)
@@ -953,7 +961,7 @@ def analyze_project(project, name: str | None, use_cache: bool = True, progress:
     return surface
 
 
-def _cache_key(lock, catalog: Catalog) -> str:
+def _cache_key(lock: Lock, catalog: Catalog) -> str:
     h = hashlib.sha256()
     h.update(__version__.encode())
     for f in sorted(lock.files, key=lambda f: f.path):

@@ -37,6 +37,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import PortError
 
@@ -60,7 +61,7 @@ class CatalogGroup:
     header: str
     title: str
     names: frozenset[str]
-    patterns: list[re.Pattern] = field(default_factory=list)
+    patterns: list[re.Pattern[str]] = field(default_factory=list)
 
     def claims(self, name: str) -> bool:
         return name in self.names or any(p.fullmatch(name) for p in self.patterns)
@@ -101,7 +102,7 @@ class Exclusion:
     reason: str
     provider: str = "target"
     names: frozenset[str] = frozenset()
-    patterns: tuple[re.Pattern, ...] = ()
+    patterns: tuple[re.Pattern[str], ...] = ()
     contexts: tuple[str, ...] = CONTEXTS
 
     def claims(self, name: str) -> bool:
@@ -247,7 +248,7 @@ class Catalog:
         return entries
 
 
-def _patterns(table: dict, what: str, path: Path) -> list[re.Pattern]:
+def _patterns(table: dict[str, Any], what: str, path: Path) -> list[re.Pattern[str]]:
     try:
         return [re.compile(p) for p in table.get("patterns", [])]
     except re.error as exc:
@@ -257,7 +258,7 @@ def _patterns(table: dict, what: str, path: Path) -> list[re.Pattern]:
 _ENTRY_KEYS = {"name", "kind", "c", "requires", "source", "contexts", "lang", "libc", "note"}
 
 
-def _entry(raw: dict, header: str, f: Path, i: int) -> Entry:
+def _entry(raw: dict[str, Any], header: str, f: Path, i: int) -> Entry:
     name = raw.get("name")
     what = f"entry #{i + 1}" + (f" ({name})" if name else "")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from pycparser import c_ast, c_generator, c_parser
 
@@ -31,7 +32,7 @@ class Signature:
     params: tuple[Param, ...]
     variadic: bool = False
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "returns": self.returns, "params": [asdict(p) for p in self.params],
                 "variadic": self.variadic}
 
@@ -96,14 +97,14 @@ def parse_signature(text: str) -> Signature:
     return Signature(decl.name, _type_string(gen, ret), tuple(params), variadic)
 
 
-def _type_string(gen: c_generator.CGenerator, node) -> str:
+def _type_string(gen: c_generator.CGenerator, node: c_ast.Node) -> str:
     """The type of a declaration with its name removed, spelled the way C writes an abstract type."""
     node = _anonymous(node)
     text = gen.visit(node) if not isinstance(node, c_ast.Decl) else gen._generate_type(node.type)
     return " ".join(text.replace("* ", "*").split()).replace(" *", " *")
 
 
-def _anonymous(node):
+def _anonymous(node: c_ast.Node) -> c_ast.Node:
     """A copy of a declaration's type tree without declarator names."""
     import copy
     node = copy.deepcopy(node)

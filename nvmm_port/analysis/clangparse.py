@@ -178,11 +178,11 @@ class Sysroot:
         self._tmp.cleanup()
 
 
-def _file_name(loc_file) -> str:
+def _file_name(loc_file: ci.File | None) -> str:
     return loc_file.name if loc_file is not None else ""
 
 
-def _skipped_ranges(tu) -> dict[str, list[tuple[int, int]]]:
+def _skipped_ranges(tu: ci.TranslationUnit) -> dict[str, list[tuple[int, int]]]:
     lib = ci.conf.lib
 
     class CXSourceRangeList(ctypes.Structure):

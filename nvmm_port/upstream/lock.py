@@ -91,7 +91,7 @@ class Lock:
 
     @classmethod
     def from_data(cls, data: dict[str, Any], path: str | Path = "lock") -> Lock:
-        def need(table: dict, key: str, kind: type, where: str) -> Any:
+        def need(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
             if key not in table:
                 raise _corrupt(path, f"missing key '{where}{key}'")
             value = table[key]
