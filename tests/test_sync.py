@@ -399,6 +399,38 @@ def test_remote_url_uses_a_shallow_clone(tmp_path, proj, capsys):
     assert run(capsys, proj, "--check")[0] == 0
 
 
+
+def test_remote_sync_reports_progress_and_returns_what_it_did(tmp_path, proj):
+    """The library call: a typed source, a Progress with one task per phase, a result (no printing)."""
+    import contextlib
+
+    from nvmm_port import ui
+    from nvmm_port.project import Project
+
+    class Recording(ui.Progress):
+        def __init__(self) -> None:
+            self.tasks: list[str] = []
+            self.details: list[str] = []
+
+        @contextlib.contextmanager
+        def task(self, label):
+            self.tasks.append(label)
+            yield self.details.append
+
+    repo = make_repo(tmp_path / "repo")
+    progress = Recording()
+    project = Project.find(str(proj))
+    done = sync_mod.sync(project, "up", sync_mod.SyncSource(git=repo.as_uri(), ref="main"), progress)
+    assert done.outcome == "synced" and done.warnings == []
+    assert done.summary[-1].group == "total" and done.summary[-1].files == len(expected("netbsd"))
+    assert progress.tasks == [f"cloning {repo.as_uri()}", "fetching main", f"reading {len(expected('netbsd'))} files"]
+    assert progress.details
+    again = sync_mod.sync(project, "up", sync_mod.SyncSource(), progress)
+    assert again.outcome == "up to date" and again.summary == []
+    found = sync_mod.check(project, "up")
+    assert found.ok and found.lines == []
+
+
 # -- --check ------------------------------------------------------------------------------------------
 
 def test_check_finds_one_byte_change_missing_and_extra(tmp_path, proj, capsys):

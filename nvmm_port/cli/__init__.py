@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # command -> (module, function): modules are imported only for the command that runs
 COMMANDS = {
-    "sync": ("upstream.sync", "run_sync_command"),
+    "sync": ("cli.commands", "sync"),
     "analyze": ("cli.commands", "analyze"),
     "generate": ("cli.commands", "generate"),
     "build": ("cli.commands", "build"),

@@ -11,10 +11,14 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import ui
 from ..errors import PortError
 from ..project import Project
+
+if TYPE_CHECKING:
+    from ..upstream.sync import SummaryRow
 
 
 def _progress() -> ui.Progress:
@@ -203,3 +207,55 @@ def surface(project: Project, args: argparse.Namespace) -> int:
         return 1
     print("  complete")
     return 0
+
+
+# ---- sync
+
+def sync(project: Project, args: argparse.Namespace) -> int:
+    from ..upstream.sync import SyncFailed, SyncSource, check, resolve_name
+    from ..upstream.sync import sync as sync_upstream
+    source = SyncSource(git=args.git, dir=args.dir, ref=args.ref, paths=tuple(args.path), exclude=tuple(args.exclude))
+    if args.check:
+        if source.anything:
+            raise PortError("--check takes no source", None, "drop --git/--dir/--ref/--path/--exclude")
+        found = check(project, resolve_name(project, args.name))
+        for line in found.lines:
+            _echo(line)
+        if found.ok:
+            _echo(f"cache matches lock {found.name}: {found.lock_summary}")
+            return 0
+        print(f"nvmm-port: {len(found.lines)} file(s) in {found.cache_dir} differ from {found.lock_path}: "
+              f"run `gen.py sync --name {found.name}` to restore them", file=sys.stderr)
+        return 1
+    name = resolve_name(project, args.name)
+    try:
+        done = sync_upstream(project, name, source, progress=_progress())
+    except SyncFailed as exc:
+        _sync_warnings(exc.warnings)
+        raise
+    _sync_warnings(done.warnings)
+    if done.summary and sys.stderr.isatty():
+        _sync_summary(done.summary)
+    if done.outcome == "restored":
+        _echo(f"restored {name}: {done.lock_summary} (cache rewritten to match {done.lock_path.name})")
+    else:
+        _echo(f"{done.outcome} {name}: {done.lock_summary}")
+    return 0
+
+
+def _sync_warnings(warnings: list[str]) -> None:
+    for line in warnings:
+        print(f"nvmm-port: warning: {line}", file=sys.stderr, flush=True)
+
+
+def _sync_summary(rows: list[SummaryRow]) -> None:
+    """What was imported, as a table on a terminal's stderr."""
+    from rich.console import Console
+    from rich.table import Table
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("imported")
+    table.add_column("files", justify="right")
+    table.add_column("bytes", justify="right")
+    for row in rows:
+        table.add_row(row.group, str(row.files), f"{row.bytes:,}", style="bold" if row.group == "total" else None)
+    Console(stderr=True, highlight=False).print(table)

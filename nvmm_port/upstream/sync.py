@@ -21,15 +21,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-from .. import __version__
+from .. import __version__, ui
 from ..errors import PortError
 from ..project import Project
 from .layout import (
@@ -49,9 +48,6 @@ from .layout import (
 )
 from .lock import Lock, LockedFile, safe_rel, sha256_bytes, valid_name, verify_cache
 
-if TYPE_CHECKING:
-    from rich.console import Console
-
 DEFAULT_MIRRORS = "/work/.mirror"
 _HEX = re.compile(r"[0-9a-fA-F]{4,64}\Z")
 _FULL_COMMIT = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
@@ -64,55 +60,6 @@ _GIT_REPO_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRE
                   "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_PREFIX")
 
 
-# -- output --------------------------------------------------------------------------------------
-
-class _Out:
-    """Plain, parseable results on stdout; progress and summaries on stderr only on a TTY."""
-
-    def __init__(self) -> None:
-        self.tty = sys.stderr.isatty()
-        self._console: Console | None = None
-
-    @property
-    def console(self) -> Console:
-        if self._console is None:
-            from rich.console import Console
-            self._console = Console(stderr=True, highlight=False)
-        return self._console
-
-    def result(self, line: str) -> None:
-        print(line, flush=True)
-
-    def warn(self, line: str) -> None:
-        print(f"nvmm-port: warning: {line}", file=sys.stderr, flush=True)
-
-    @contextlib.contextmanager
-    def status(self, text: str) -> Iterator[None]:
-        if not self.tty:
-            yield
-            return
-        with self.console.status(text):
-            yield
-
-    def summary(self, files: list[LockedFile]) -> None:
-        if not self.tty:
-            return
-        from rich.table import Table
-        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-        table.add_column("imported")
-        table.add_column("files", justify="right")
-        table.add_column("bytes", justify="right")
-        groups: dict[str, list[LockedFile]] = {}
-        for f in files:
-            top = f.path.split("/", 1)[0]
-            key = "driver/x86" if f.path.startswith("driver/x86/") else top
-            groups.setdefault(key, []).append(f)
-        for key in sorted(groups):
-            table.add_row(key + "/", str(len(groups[key])), f"{sum(f.size for f in groups[key]):,}")
-        table.add_row("total", str(len(files)), f"{sum(f.size for f in files):,}", style="bold")
-        self.console.print(table)
-
-
 # -- git -----------------------------------------------------------------------------------------
 
 def _git_env() -> dict[str, str]:
@@ -123,7 +70,7 @@ def _git_env() -> dict[str, str]:
 
 
 def _git(args: list[str], cwd: str | Path | None = None, input: bytes | None = None,
-         check: bool = False, where: str | Path | None = None) -> subprocess.CompletedProcess:
+         check: bool = False, where: str | Path | None = None) -> subprocess.CompletedProcess[bytes]:
     cmd = ["git"] + (["-C", str(cwd)] if cwd is not None else []) + args
     try:
         proc = subprocess.run(cmd, input=input, capture_output=True, env=_git_env())
@@ -198,8 +145,8 @@ class GitTree:
     def where(self, ref: str | None = None) -> str:
         return f"{self.display} at {ref or self.commit[:12]}"
 
-    def list(self, roots: list[str], out: _Out) -> dict[str, str]:
-        """Regular files under ``roots`` at the commit: {path: blob id}."""
+    def list(self, roots: list[str], warnings: list[str]) -> dict[str, str]:
+        """Regular files under ``roots`` at the commit: {path: blob id} (what is skipped: ``warnings``)."""
         proc = _git(["ls-tree", "-r", "-z", "--full-tree", self.commit, "--", *roots],
                     cwd=self.repo, check=True, where=self.display)
         files = {}
@@ -213,14 +160,15 @@ class GitTree:
                 files[path] = oid
             elif any(path.startswith(r + "/") for r in roots):
                 kind = "symlink" if mode == "120000" else "submodule" if otype == "commit" else otype
-                out.warn(f"{self.where()}: skipping {kind} {path}")
+                warnings.append(f"{self.where()}: skipping {kind} {path}")
         return files
 
-    def read(self, oids: builtins.list[str]) -> dict[str, bytes]:
-        """Blob contents, through one ``git cat-file --batch``."""
+    def read(self, oids: builtins.list[str], update: ui.Update = ui.SILENT_UPDATE) -> dict[str, bytes]:
+        """Blob contents, through one ``git cat-file --batch`` (which fetches a blobless clone's blobs)."""
         unique = sorted(set(oids))
         if not unique:
             return {}
+        update(f"{len(unique)} blobs from {self.display}")
         proc = _git(["cat-file", "--batch"], cwd=self.repo,
                     input="".join(f"{o}\n" for o in unique).encode())
         data = proc.stdout
@@ -266,7 +214,7 @@ def open_local_repo(path_text: str) -> GitTree:
 
 
 @contextlib.contextmanager
-def open_remote_repo(url: str, ref: str, out: _Out) -> Iterator[GitTree]:
+def open_remote_repo(url: str, ref: str, progress: ui.Progress = ui.SILENT) -> Iterator[GitTree]:
     """A shallow, sparse, blobless clone of ``url`` in a temp folder, resolved at ``ref``.
 
     Blobs are fetched lazily by ``cat-file`` from the promisor remote, so only
@@ -274,16 +222,16 @@ def open_remote_repo(url: str, ref: str, out: _Out) -> Iterator[GitTree]:
     """
     tmp = tempfile.mkdtemp(prefix="nvmm-port-clone-")
     try:
-        with out.status(f"cloning {url}"):
-            tree = _clone(url, ref, Path(tmp) / "repo")
-        yield tree
+        yield _clone(url, ref, Path(tmp) / "repo", progress)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _clone(url: str, ref: str, repo: Path) -> GitTree:
-    proc = _git(["clone", "--quiet", "--depth", "1", "--filter=blob:none", "--sparse", "--no-checkout",
-                 "--", url, str(repo)], where=url)
+def _clone(url: str, ref: str, repo: Path, progress: ui.Progress = ui.SILENT) -> GitTree:
+    with progress.task(f"cloning {url}") as update:
+        update("shallow, sparse, blobless clone")
+        proc = _git(["clone", "--quiet", "--depth", "1", "--filter=blob:none", "--sparse", "--no-checkout",
+                     "--", url, str(repo)], where=url)
     if proc.returncode != 0:
         raise PortError(f"cannot clone: {_last_line(proc.stderr)}", url,
                         "check the URL and the network, or pass a local clone or mirror with --git PATH")
@@ -291,7 +239,9 @@ def _clone(url: str, ref: str, repo: Path) -> GitTree:
     if ref == "HEAD":
         tree.resolve("HEAD")
         return tree
-    proc = _git(["fetch", "--quiet", "--depth", "1", "--filter=blob:none", "origin", ref], cwd=repo)
+    with progress.task(f"fetching {ref}") as update:
+        update(f"from {url}")
+        proc = _git(["fetch", "--quiet", "--depth", "1", "--filter=blob:none", "origin", ref], cwd=repo)
     if proc.returncode == 0:
         tree.resolve("FETCH_HEAD")
         return tree
@@ -326,8 +276,8 @@ class DirTree:
     def where(self, _ref: str | None = None) -> str:
         return str(self.root)
 
-    def list(self, roots: list[str], out: _Out) -> dict[str, str]:
-        """Regular files under ``roots``: {path: path} (symlinks are skipped)."""
+    def list(self, roots: list[str], warnings: list[str]) -> dict[str, str]:
+        """Regular files under ``roots``: {path: path} (symlinks are skipped, and named in ``warnings``)."""
         files = {}
         for r in roots:
             base = self.root / r
@@ -339,14 +289,15 @@ class DirTree:
                     full = Path(dirpath) / name
                     rel = full.relative_to(self.root).as_posix()
                     if full.is_symlink() or not full.is_file():
-                        out.warn(f"{self.root}: skipping non-regular file {rel}")
+                        warnings.append(f"{self.root}: skipping non-regular file {rel}")
                     else:
                         files[rel] = rel
         return files
 
-    def read(self, rels: builtins.list[str]) -> dict[str, bytes]:
+    def read(self, rels: builtins.list[str], update: ui.Update = ui.SILENT_UPDATE) -> dict[str, bytes]:
         data = {}
         for rel in rels:
+            update(rel)
             try:
                 data[rel] = (self.root / rel).read_bytes()
             except OSError as exc:
@@ -362,7 +313,7 @@ class Spec:
 
     kind: str                              # git | dir
     location: str                          # what to open: local path, URL, or directory
-    record: dict = field(default_factory=dict)   # url/path/local keys for the lock
+    record: dict[str, str] = field(default_factory=dict)   # url/path/local keys for the lock
     ref: str | None = None
     pin: str | None = None                 # commit recorded in the lock (re-sync)
     exclude: list[str] = field(default_factory=list)
@@ -396,8 +347,31 @@ def _parse_path_args(values: list[str]) -> list[PathMap] | None:
     return maps
 
 
-def _spec_from_args(args, old: Lock | None, lock_path: Path) -> Spec:
-    maps = _parse_path_args(args.path)
+@dataclass(frozen=True)
+class SyncSource:
+    """Where to sync from, as the user gave it: a git repository (``git``: a local clone, a bare
+    mirror or a remote URL) or a plain directory (``dir``), or neither (the lock's source).
+    ``paths`` are ``SUBDIR[:DEST]`` folders to import (default: detect a known layout),
+    ``exclude`` source globs to leave out."""
+
+    git: str | None = None
+    dir: str | None = None
+    ref: str | None = None
+    paths: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def given(self) -> bool:
+        return bool(self.git or self.dir)
+
+    @property
+    def anything(self) -> bool:
+        """Whether any source option is set (``--check`` takes none)."""
+        return bool(self.git or self.dir or self.ref or self.paths or self.exclude)
+
+
+def _spec_from_args(args: SyncSource, old: Lock | None, lock_path: Path) -> Spec:
+    maps = _parse_path_args(list(args.paths))
     exclude = list(args.exclude)
     if args.git:
         ref = args.ref or "HEAD"
@@ -414,7 +388,7 @@ def _spec_from_args(args, old: Lock | None, lock_path: Path) -> Spec:
         path = Path(args.dir).expanduser().resolve()
         return Spec("dir", str(path), {"path": str(path)}, exclude=exclude, maps=maps)
     # No source: the one recorded in the lock.
-    if args.ref or args.path or args.exclude:
+    if args.ref or args.paths or args.exclude:
         raise PortError("--ref, --path and --exclude need a source", None,
                         "add --git URL|PATH or --dir PATH, or drop them to re-sync from the lock")
     if old is None:
@@ -438,13 +412,13 @@ def _spec_from_args(args, old: Lock | None, lock_path: Path) -> Spec:
 
 
 @contextlib.contextmanager
-def _open(spec: Spec, out: _Out) -> Iterator[GitTree | DirTree]:
+def _open(spec: Spec, progress: ui.Progress = ui.SILENT) -> Iterator[GitTree | DirTree]:
     if spec.kind == "dir":
         yield DirTree.open(spec.location)
         return
     target = spec.pin or spec.ref or "HEAD"
     if is_remote(spec.location):
-        with open_remote_repo(spec.location, target, out) as tree:
+        with open_remote_repo(spec.location, target, progress) as tree:
             yield tree
         return
     tree = open_local_repo(spec.location)
@@ -459,15 +433,15 @@ class Plan:
     files: dict[str, tuple[str, str]]       # internal path -> (source path, blob id or source path)
 
 
-def _plan(spec: Spec, tree: GitTree | DirTree, out: _Out) -> Plan:
+def _plan(spec: Spec, tree: GitTree | DirTree, warnings: list[str]) -> Plan:
     where = tree.where(spec.ref)
     explicit = spec.maps is not None
     if spec.maps is not None:
         maps = list(spec.maps)
-        listing = tree.list(sorted({m.src for m in maps}), out)
+        listing = tree.list(sorted({m.src for m in maps}), warnings)
         layout = spec.layout or layout_of_maps(maps)
     else:
-        listing = tree.list(list(ALL_ROOTS), out)
+        listing = tree.list(list(ALL_ROOTS), warnings)
         if isinstance(tree, DirTree) and not listing:
             raise PortError("no known NVMM layout found (none of its folders has files)", where,
                             f"expected one of {expected_layouts()}")
@@ -619,7 +593,8 @@ def _install(project: Project, new: Lock, data: dict[str, bytes], write_cache: b
 
 # -- commands ------------------------------------------------------------------------------------
 
-def _resolve_name(project: Project, name: str | None) -> str:
+def resolve_name(project: Project, name: str | None) -> str:
+    """The upstream to sync or check: ``name``, else the only lock's."""
     if name:
         if not valid_name(name):
             raise PortError(f"bad upstream name {name!r}", None,
@@ -634,7 +609,20 @@ def _resolve_name(project: Project, name: str | None) -> str:
     raise PortError(f"several upstreams are synced ({', '.join(names)})", project.upstream_dir, "pass --name NAME")
 
 
-def run_check(project: Project, name: str, out: _Out) -> int:
+@dataclass
+class CacheCheck:
+    """What ``sync --check`` found: ``lines`` names each changed, missing or extra file."""
+
+    name: str
+    ok: bool
+    lines: list[str]
+    lock_summary: str      # the lock's one-line summary
+    cache_dir: Path
+    lock_path: Path
+
+
+def check(project: Project, name: str) -> CacheCheck:
+    """Re-hash the cache of upstream ``name`` against its lock."""
     lock_path = project.lock_path(name)
     if not lock_path.exists():
         raise PortError(f"no lock for upstream '{name}'", lock_path,
@@ -645,33 +633,78 @@ def run_check(project: Project, name: str, out: _Out) -> int:
         raise PortError("cache directory is missing", cache_dir,
                         f"run `gen.py sync --name {name}` to import it from the lock's source")
     report = verify_cache(lock, cache_dir)
-    for line in report.lines():
-        out.result(line)
-    if report.ok:
-        out.result(f"cache matches lock {name}: {lock.summary()}")
-        return 0
-    print(f"nvmm-port: {len(report)} file(s) in {cache_dir} differ from {lock_path}: "
-          f"run `gen.py sync --name {name}` to restore them", file=sys.stderr)
-    return 1
+    return CacheCheck(name, report.ok, report.lines(), lock.summary(), cache_dir, lock_path)
 
 
-def sync(project: Project, name: str, args, out: _Out) -> int:
+@dataclass(frozen=True)
+class SummaryRow:
+    """One row of what a sync imported: a folder of the internal view (or ``total``)."""
+
+    group: str
+    files: int
+    bytes: int
+
+
+def summary_rows(files: list[LockedFile]) -> list[SummaryRow]:
+    """Files and bytes per top folder (driver/x86 apart), then the total."""
+    groups: dict[str, list[LockedFile]] = {}
+    for f in files:
+        top = f.path.split("/", 1)[0]
+        key = "driver/x86" if f.path.startswith("driver/x86/") else top
+        groups.setdefault(key, []).append(f)
+    rows = [SummaryRow(key + "/", len(groups[key]), sum(f.size for f in groups[key])) for key in sorted(groups)]
+    rows.append(SummaryRow("total", len(files), sum(f.size for f in files)))
+    return rows
+
+
+@dataclass
+class Synced:
+    """What a sync did: ``outcome`` is ``up to date`` (nothing written), ``restored`` (the cache
+    rewritten to match the unchanged lock) or ``synced`` (a new lock, and the cache if it differed)."""
+
+    name: str
+    outcome: str
+    lock_summary: str                 # the lock's one-line summary
+    lock_path: Path
+    summary: list[SummaryRow]         # what was imported (empty when up to date)
+    warnings: list[str]               # files skipped, a corrupt lock replaced
+
+
+class SyncFailed(PortError):
+    """A sync that failed after warnings: the error, with the warnings that came before it."""
+
+    def __init__(self, error: PortError, warnings: list[str]):
+        super().__init__(error.message, error.where, error.fix, error.details)
+        self.warnings = warnings
+
+
+def sync(project: Project, name: str, source: SyncSource, progress: ui.Progress = ui.SILENT) -> Synced:
+    """Import ``source`` (or the lock's source) as upstream ``name``: cache and lock, all or nothing."""
+    warnings: list[str] = []
+    try:
+        return _sync(project, name, source, progress, warnings)
+    except PortError as exc:
+        if warnings:
+            raise SyncFailed(exc, warnings) from None
+        raise
+
+
+def _sync(project: Project, name: str, args: SyncSource, progress: ui.Progress, warnings: list[str]) -> Synced:
     lock_path = project.lock_path(name)
-    has_source = bool(args.git or args.dir)
     old: Lock | None = None
     if lock_path.exists():
         try:
             old = Lock.load(lock_path)
         except PortError as exc:
-            if not has_source:
+            if not args.given:
                 raise
-            out.warn(f"{exc.one_line()}; it will be replaced")
+            warnings.append(f"{exc.one_line()}; it will be replaced")
     spec = _spec_from_args(args, old, lock_path)
 
-    with _open(spec, out) as tree:
-        plan = _plan(spec, tree, out)
-        with out.status(f"reading {len(plan.files)} files"):
-            raw = tree.read(sorted({obj for _, obj in plan.files.values()}))
+    with _open(spec, progress) as tree:
+        plan = _plan(spec, tree, warnings)
+        with progress.task(f"reading {len(plan.files)} files") as update:
+            raw = tree.read(sorted({obj for _, obj in plan.files.values()}), update)
         commit = getattr(tree, "commit", None)
 
     data: dict[str, bytes] = {}
@@ -681,7 +714,7 @@ def sync(project: Project, name: str, args, out: _Out) -> int:
         data[internal] = content
         locked.append(LockedFile(internal, rel, sha256_bytes(content), len(content)))
 
-    source: dict = {"kind": spec.kind, **spec.record}
+    source: dict[str, Any] = {"kind": spec.kind, **spec.record}
     if spec.kind == "git":
         source["ref"] = spec.ref
         source["commit"] = commit
@@ -693,25 +726,9 @@ def sync(project: Project, name: str, args, out: _Out) -> int:
     cache_dir = project.cache_dir(name)
     if old is not None and old.same_content(new):
         if verify_cache(old, cache_dir).ok:
-            out.result(f"up to date {name}: {old.summary()}")
-            return 0
+            return Synced(name, "up to date", old.summary(), lock_path, [], warnings)
         _install(project, new, data, write_cache=True, write_lock=False)
-        out.summary(new.files)
-        out.result(f"restored {name}: {old.summary()} (cache rewritten to match {lock_path.name})")
-        return 0
+        return Synced(name, "restored", old.summary(), lock_path, summary_rows(new.files), warnings)
     cache_ok = verify_cache(new, cache_dir).ok if cache_dir.is_dir() else False
     _install(project, new, data, write_cache=not cache_ok, write_lock=True)
-    out.summary(new.files)
-    out.result(f"synced {name}: {new.summary()}")
-    return 0
-
-
-def run_sync_command(project: Project, args) -> int:
-    out = _Out()
-    if args.check:
-        if args.git or args.dir or args.ref or args.path or args.exclude:
-            raise PortError("--check takes no source", None, "drop --git/--dir/--ref/--path/--exclude")
-        name = _resolve_name(project, args.name)
-        return run_check(project, name, out)
-    name = _resolve_name(project, args.name)
-    return sync(project, name, args, out)
+    return Synced(name, "synced", new.summary(), lock_path, summary_rows(new.files), warnings)
