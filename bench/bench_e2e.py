@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nvmm_port.project import Project  # noqa: E402
-from nvmm_port.run import e2e  # noqa: E402
+from nvmm_port.project import Project
+from nvmm_port.run import e2e
 
 
 def main() -> int:

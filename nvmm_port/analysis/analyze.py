@@ -423,7 +423,7 @@ class Analyzer:
                     branches.append(VPBranch(_directive(br, lines), br.condition, taken, br.line, br.body_end, body))
                 vps.append(VariationPoint(
                     vp_id, path, blk.line_start, blk.line_end,
-                    function if not function.startswith("macro ") else function,
+                    function,
                     anchor, blk.branches[0].directive_text(), branches,
                     ids.get(id(parent)) if parent is not None else None,
                     path == self.contract))

@@ -76,7 +76,7 @@ def parse_signature(text: str) -> Signature:
     src = "".join(f"typedef int {t};\n" for t in typedefs) + proto
     try:
         ast = c_parser.CParser().parse(src, filename="<prototype>")
-    except Exception as exc:  # pycparser raises its own ParseError
+    except Exception as exc:  # noqa: BLE001 - pycparser raises its own ParseError, and others on odd input
         raise SignatureError(f"cannot parse {proto!r}: {exc}") from None
     decl = ast.ext[-1]
     if not isinstance(decl, c_ast.Decl) or not isinstance(decl.type, c_ast.FuncDecl):

@@ -254,7 +254,7 @@ def parse(source: Path, args: list[str], upstream_root: Path, unsaved: list[tupl
             extern = False
             try:
                 extern = cur.storage_class == ci.StorageClass.EXTERN
-            except Exception:  # pragma: no cover - enum drift between libclang versions
+            except Exception:  # noqa: BLE001  # pragma: no cover - enum drift between libclang versions
                 pass
             first = ""
             if kind in ("FUNCTION_DECL", "TYPEDEF_DECL", "VAR_DECL"):
