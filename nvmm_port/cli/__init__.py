@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 from .. import __version__
 from ..errors import PortError
@@ -29,7 +30,7 @@ Typical flow for a porter:
 """
 
 
-def _add_sync(sub: argparse._SubParsersAction) -> None:
+def _add_sync(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "sync",
         help="import an upstream NVMM tree into the cache and write its lock file",
@@ -60,7 +61,7 @@ def _add_sync(sub: argparse._SubParsersAction) -> None:
                         "missing or extra file (exit 1 if any)")
 
 
-def _add_analyze(sub: argparse._SubParsersAction) -> None:
+def _add_analyze(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "analyze",
         help="parse upstream and report its porting surface",
@@ -77,7 +78,7 @@ def _add_analyze(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-cache", action="store_true", help="do not reuse cached parses")
 
 
-def _add_generate(sub: argparse._SubParsersAction) -> None:
+def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "generate", help="render a complete port tree for a target",
         description=("Render upstream with every variation point filled for TARGET, the target's nvmm_os.h, "
@@ -92,7 +93,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    help="render in memory and exit 1, listing files, if the output directory is stale")
 
 
-def _add_extract(sub: argparse._SubParsersAction) -> None:
+def _add_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "extract-target", help="write a complete TargetSpec from upstream's own branches for an OS",
         description=("Write shim-style TargetSpec for netbsd or dragonfly from upstream's branches: every primitive "
@@ -103,7 +104,7 @@ def _add_extract(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="DIR", help="spec directory to write (default build/spec-OS)")
 
 
-def _add_new_target(sub: argparse._SubParsersAction) -> None:
+def _add_new_target(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "new-target", help="scaffold shim/NAME/ with every primitive and variation point as a TODO entry",
         description=("Write shim/NAME/target.toml with one TODO entry per primitive and per variation point, each "
@@ -116,7 +117,7 @@ def _add_new_target(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing spec directory")
 
 
-def _add_surface(sub: argparse._SubParsersAction) -> None:
+def _add_surface(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "surface", help="what a target spec provides, what it still lacks, which compat headers it emits",
         description="Compare a TargetSpec with the analysis of upstream. Exit 1 while anything is lacking.")
@@ -125,7 +126,7 @@ def _add_surface(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 
-def _add_build(sub: argparse._SubParsersAction) -> None:
+def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "build", help="render the port tree if stale and build it (Kbuild: the kernel module)",
         description=("Render TARGET's port tree (if stale) and build it with its build system. For Kbuild targets "
@@ -141,7 +142,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel make jobs")
 
 
-def _add_e2e(sub: argparse._SubParsersAction) -> None:
+def _add_e2e(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "e2e", help="run the built driver and its tests inside an emulated VT-x or AMD-V machine",
         description=("Build TARGET (if stale) with libnvmm, upstream's tests and the end-to-end programs, pack them "
@@ -168,7 +169,7 @@ def _add_e2e(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel make jobs")
 
 
-def _add_setup(sub: argparse._SubParsersAction) -> None:
+def _add_setup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "setup", help="install the Debian packages a job needs (idempotent; says what and why)",
         description=("Install the Debian packages that building a port (build), running it under Bochs (e2e) "
@@ -266,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             return _setup_command(project, args)
         module_name, function = COMMANDS[args.command]
         module = importlib.import_module(f"..{module_name}", __package__)
-        return getattr(module, function)(project, args)
+        command: Callable[[Project, argparse.Namespace], int] = getattr(module, function)
+        return command(project, args)
     except PortError as exc:
         print(f"nvmm-port: error: {exc.one_line()}", file=sys.stderr)
         for line in exc.details:

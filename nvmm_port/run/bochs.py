@@ -150,7 +150,7 @@ def run(templates: Path, machine: Machine, workdir: Path, timeout: float, final_
     return res
 
 
-def _kill(proc: subprocess.Popen) -> None:
+def _kill(proc: subprocess.Popen[bytes]) -> None:
     # Bochs may ignore SIGTERM (seen with a hung guest): escalate to SIGKILL
     for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
         try:

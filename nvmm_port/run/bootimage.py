@@ -89,7 +89,7 @@ def voffset_h(elf: bytes) -> str:
     secs = [struct.unpack_from("<IIQQQQIIQQ", elf, shoff + i * shentsize) for i in range(shnum)]
     stroff = secs[shstrndx][4]
 
-    def name(s: tuple) -> str:
+    def name(s: tuple[int, ...]) -> str:
         return elf[stroff + s[0]:elf.index(b"\0", stroff + s[0])].decode()
     by = {name(s): s for s in secs}
     brk = by[".brk"]
@@ -114,7 +114,7 @@ def linux_source_tarball(release: str) -> Path | None:
     return p if p.is_file() else None
 
 
-def _run(cmd: list[str], cwd: Path, log: Path, env: dict | None = None) -> None:
+def _run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None) -> None:
     with log.open("a") as f:
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()

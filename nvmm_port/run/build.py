@@ -20,7 +20,7 @@ import os
 import re
 import struct
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,7 +227,7 @@ class Built:
 
 
 @contextlib.contextmanager
-def tree_lock(out: Path):
+def tree_lock(out: Path) -> Iterator[None]:
     """Exclusive use of a port tree: two runs (e2e --cpu vmx and svm side by side) must not build
     or read it while the other rebuilds it."""
     out.parent.mkdir(parents=True, exist_ok=True)

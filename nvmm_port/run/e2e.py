@@ -18,9 +18,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
@@ -281,7 +282,7 @@ class Follower:
 
 # -- build and pack -----------------------------------------------------------------------------------
 
-def build_guest_programs(project, out: Path, dest: Path, cc: str = "cc") -> dict[str, Path]:
+def build_guest_programs(project: Project, out: Path, dest: Path, cc: str = "cc") -> dict[str, Path]:
     """The end-to-end programs, static, against the port's libnvmm and userland compat headers."""
     src = project.shim_dir / "common" / "e2e"
     lib = out / "libnvmm" / "libnvmm.a"
@@ -346,7 +347,7 @@ class Result:
     passed: bool = False
     problem: str = ""
 
-    def rows(self):
+    def rows(self) -> Iterator[tuple[Step, str, str, float | None, StepRun | None]]:
         """(step, verdict, detail, host seconds or None, run or None) for every planned step."""
         for s in self.plan.steps:
             run = self.runs.get(s.name)
@@ -358,7 +359,7 @@ class Result:
                 secs = run.end - run.begin if run.end is not None and run.begin is not None else None
                 yield s, run.verdict, run.detail, secs, run
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "title": self.plan.title,
             "passed": self.passed,
@@ -374,7 +375,7 @@ class Result:
         }
 
 
-def run_plan(project, plan: Plan, cpu: str, smp: int, workdir: Path, module: Path, files: dict[str, Path],
+def run_plan(project: Project, plan: Plan, cpu: str, smp: int, workdir: Path, module: Path, files: dict[str, Path],
              kernel: Path, echo: Callable[[str], None], timeout: float, verbose: bool = False,
              cpu_model: str | None = None, phases: dict[str, float] | None = None) -> Result:
     """Pack, boot and follow one plan; every step judged, never raising for a guest failure."""
@@ -461,7 +462,7 @@ class Prepared:
     phases: dict[str, float]
 
 
-def prepare(project, target: str, upstream: str | None, kdir: str | None, jobs: int, kernel_mode: str,
+def prepare(project: Project, target: str, upstream: str | None, kdir: str | None, jobs: int, kernel_mode: str,
             workdir: Path, echo: Callable[[str], None], kvm_cpu: str | None = None,
             progress: ui.Progress = ui.SILENT) -> Prepared:
     """Build (if stale) and copy what the guest needs into ``workdir``; choose the boot image."""
@@ -540,7 +541,7 @@ def run_e2e(project: Project, target: str, opts: Options, echo: Callable[[str], 
     return E2ERun(res, final, kept)
 
 
-def run_bench(project, cpu: str, exits: int, echo: Callable[[str], None] | None = None, target: str = "linux",
+def run_bench(project: Project, cpu: str, exits: int, echo: Callable[[str], None] | None = None, target: str = "linux",
               timeout: float = 1500, kernel_mode: str = "auto") -> Result:
     """One boot: the exit loop under NVMM, then under the guest kernel's KVM (bench/bench_e2e.py)."""
     echo = echo or _ignore

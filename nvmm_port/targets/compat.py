@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..analysis.catalog import CONTEXTS, Catalog, Entry
+from ..analysis.model import ForeignIdentifier
 from ..errors import PortError
 from ..templating import template
 
@@ -49,14 +51,15 @@ LANG_CLOSE = {"any": None, "c": "#endif /* !__ASSEMBLER__ */", "asm": "#endif /*
 NOTE_COLUMN = 48
 
 
-class NeededNames(set):
+class NeededNames(set[str]):
     """The set of names a build needs, remembering the foreign identifier behind each (for errors)."""
 
-    def __init__(self, names: Iterable[str] = (), sources: dict | None = None):
+    def __init__(self, names: Iterable[str] = (), sources: dict[str, ForeignIdentifier] | None = None):
         super().__init__(names)
         self.sources = dict(sources or {})
 
-    def __or__(self, other):
+    # set's own __or__ is generic in the other set's element type; names only ever join names
+    def __or__(self, other: Set[str]) -> NeededNames:  # type: ignore[override]
         merged = NeededNames(set(self) | set(other), self.sources)
         merged.sources.update(getattr(other, "sources", {}))
         return merged
@@ -64,10 +67,11 @@ class NeededNames(set):
     __ror__ = __or__
 
 
-def needed_names(foreign_identifiers, flavour: str = "netbsd", where: Iterable[str] = ("driver",)) -> NeededNames:
+def needed_names(foreign_identifiers: Iterable[ForeignIdentifier], flavour: str = "netbsd",
+                 where: Iterable[str] = ("driver",)) -> NeededNames:
     """The identifiers (not members or tags) upstream's ``flavour`` uses in any part named in ``where``."""
     where = {where} if isinstance(where, str) else set(where)
-    found = {}
+    found: dict[str, ForeignIdentifier] = {}
     for f in foreign_identifiers:
         if f.kind != "identifier" or flavour not in f.flavours:
             continue
@@ -89,7 +93,7 @@ class Resolution:
 
 
 def resolve(catalog: Catalog, needed: Iterable[str], provided: Iterable[str], context: str,
-            sources: dict | None = None) -> Resolution:
+            sources: dict[str, ForeignIdentifier] | None = None) -> Resolution:
     """The entries to emit for ``needed`` in ``context``: needed minus provided, closed over ``requires``.
 
     Raises PortError naming every needed name nothing defines, and where to add it.
@@ -143,13 +147,14 @@ class MissingNames(PortError):
     """Needed names without a definition: one line naming them all (where = the catalog), and
     ``items`` one per name, for a caller that knows which spec key would provide them."""
 
-    def __init__(self, catalog: Catalog, missing: list[str], context: str, sources: dict):
+    def __init__(self, catalog: Catalog, missing: list[str], context: str, sources: dict[str, ForeignIdentifier]):
         self.context = context
         self.items = _missing_items(catalog, missing, context, sources)
         super().__init__(_missing_message(catalog, missing, context, sources), catalog.path.parent)
 
 
-def _missing_items(catalog: Catalog, missing: list[str], context: str, sources: dict) -> list[MissingName]:
+def _missing_items(catalog: Catalog, missing: list[str], context: str,
+                   sources: dict[str, ForeignIdentifier]) -> list[MissingName]:
     items = []
     for name in missing:
         f = sources.get(name)
@@ -176,7 +181,7 @@ def _missing_items(catalog: Catalog, missing: list[str], context: str, sources: 
     return items
 
 
-def _missing_message(catalog: Catalog, missing: list[str], context: str, sources: dict) -> str:
+def _missing_message(catalog: Catalog, missing: list[str], context: str, sources: dict[str, ForeignIdentifier]) -> str:
     def uses(name: str) -> str:
         f = sources.get(name)
         if f is None:
@@ -321,7 +326,7 @@ def _with_note(line: str, note: str | None) -> str:
     return line + "\t" * tabs + f"/* {note} */"
 
 
-def _item(entry: Entry, guard_macros: bool) -> dict:
+def _item(entry: Entry, guard_macros: bool) -> dict[str, Any]:
     multiline = "\n" in entry.c
     guard = guard_macros and entry.kind in ("macro", "constant") and (
         _define_name(entry) is not None or entry.c.lstrip().startswith("#if"))
@@ -329,13 +334,13 @@ def _item(entry: Entry, guard_macros: bool) -> dict:
     return {"name": entry.name, "multiline": multiline, "ifndef": entry.name if guard else None, "lines": lines}
 
 
-def _sections(entries: list[Entry], guard_macros: bool) -> list[dict]:
+def _sections(entries: list[Entry], guard_macros: bool) -> list[dict[str, Any]]:
     sections = []
     for lang in LANG_ORDER:
         ents = [e for e in entries if e.lang == lang]
         if not ents:
             continue
-        groups: list[dict] = []
+        groups: list[dict[str, Any]] = []
         for e in ents:
             if not groups or groups[-1]["source"] != e.source:
                 groups.append({"source": e.source, "comment": _comment(e.source), "entries": []})
@@ -351,7 +356,7 @@ def _sections(entries: list[Entry], guard_macros: bool) -> list[dict]:
 
 def render_compat(catalog: Catalog, needed: Iterable[str], provided: Iterable[str], context: str,
                   header_comment: str, extra_paths: Iterable[str] = (), *,
-                  sources: dict | None = None) -> dict[str, str]:
+                  sources: dict[str, ForeignIdentifier] | None = None) -> dict[str, str]:
     """{relative path: text} of the compat headers for ``needed`` in ``context`` ("kernel" or "user").
 
     ``header_comment`` goes at the top of every file (the text of a comment, or a whole C comment);

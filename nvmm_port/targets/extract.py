@@ -115,7 +115,7 @@ def _branch_text(surface: Surface, v: VariationPoint, os_name: str, kernel: bool
     return None if br is None else surface.source(v.file).body(br)
 
 
-def _items(v, br: cpp.Branch, lines: list[str], surface: Surface, os_name: str) -> list[str]:
+def _items(v: VariationPoint, br: cpp.Branch, lines: list[str], surface: Surface, os_name: str) -> list[str]:
     """The branch as an ordered list: '@primitive' where a primitive is defined, raw text between."""
     spans = []
     for p in surface.primitives:

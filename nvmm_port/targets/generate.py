@@ -59,7 +59,7 @@ def banner_lines(spec: TargetSpec, surface: Surface, template: str, project_root
     ]
 
 
-def render_tree(project, spec: TargetSpec, surface: Surface, cache: Path, flat: bool) -> Tree:
+def render_tree(project: Project, spec: TargetSpec, surface: Surface, cache: Path, flat: bool) -> Tree:
     tree = Tree()
     renderer = Renderer(spec, surface, cache, project.root)
     for rel in surface.upstream.files:
@@ -253,7 +253,7 @@ def spec_needed_names(spec: TargetSpec, surface: Surface) -> set[str]:
     return names - defined
 
 
-def _compat(spec: TargetSpec, surface: Surface, project, needed: set[str], own: set[str],
+def _compat(spec: TargetSpec, surface: Surface, project: Project, needed: set[str], own: set[str],
             include_paths: list[str], context: str = "kernel", top: str = "compat") -> dict[str, str]:
     if not spec.compat.emit:
         return {}
@@ -317,12 +317,12 @@ def _compiled(tree: Tree, paths: list[str]) -> list[str]:
     return [p for p in paths if p not in included]
 
 
-def _user_library(surface: Surface, tree: Tree) -> dict:
+def _user_library(surface: Surface, tree: Tree) -> dict[str, str | list[str]]:
     srcs = sorted(p for p in surface.upstream.files if p.startswith("libnvmm/") and p.endswith((".c", ".S")))
     return {"name": "libnvmm", "archive": "libnvmm/libnvmm.a", "sources": _compiled(tree, srcs)}
 
 
-def _user_programs(surface: Surface, tree: Tree) -> list[dict]:
+def _user_programs(surface: Surface, tree: Tree) -> list[dict[str, str | list[str]]]:
     """Upstream's test programs: one per directory of tests/, named after it."""
     dirs: dict[str, list[str]] = {}
     for p in sorted(surface.upstream.files):
@@ -331,7 +331,7 @@ def _user_programs(surface: Surface, tree: Tree) -> list[dict]:
     return [{"name": d, "path": f"tests/{d}/{d}", "sources": _compiled(tree, srcs)} for d, srcs in sorted(dirs.items())]
 
 
-def _provenance(spec: TargetSpec, surface: Surface, tree: Tree, flat: bool, project) -> str:
+def _provenance(spec: TargetSpec, surface: Surface, tree: Tree, flat: bool, project: Project) -> str:
     lock = project.lock_path(surface.upstream.name)
     lock_sha = hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else ""
     files = [(p, hashlib.sha256(tree.files[p]).hexdigest(), tree.origin[p]) for p in sorted(tree.files)]

@@ -194,13 +194,15 @@ class Renderer:
 
     # ---- edits
 
-    def _edits(self, vp: VariationPoint, blk: cpp.CondBlock, lines: list[str], desired, kernel: bool) -> list[Edit]:
+    def _edits(self, vp: VariationPoint, blk: cpp.CondBlock, lines: list[str], desired: tuple[str, str | None],
+               kernel: bool) -> list[Edit]:
         env = cpp.os_env(self.spec.macro, kernel)
         taken = self._taken(blk, env, vp)
         mode, value = desired
         macro = self.spec.macro
         self.chosen[vp.id] = None
         if mode == "same_as":
+            assert value is not None        # desired() pairs "same_as" with an OS name, never None
             src_env = cpp.os_env(cpp.detect_macro(value), kernel)
             want_branch = self._taken(blk, src_env, vp)
             if want_branch is taken or (want_branch is not None and taken is not None
@@ -269,7 +271,8 @@ class Renderer:
         head = "#if" if br.kind in ("if", "ifdef", "ifndef") else "#elif"
         return Edit(br.line, br.body_start - 1, [cpp._directive_line(lines, br.line, f"{head} {cond}")])
 
-    def _place(self, blk, lines, taken, body, env, vp) -> list[Edit]:
+    def _place(self, blk: cpp.CondBlock, lines: list[str], taken: cpp.Branch | None, body: str | None,
+               env: cpp.Env, vp: VariationPoint) -> list[Edit]:
         macro = self.spec.macro
         arm = [f"#elif defined({macro})"] + (body.split("\n") if body else [])
         if taken is not None and taken.kind != "else":
@@ -280,13 +283,14 @@ class Renderer:
             # an earlier branch already catches the target: the target's arm goes first
             first = blk.branches[0]
             head = [f"#if defined({macro})"] + (body.split("\n") if body else [])
+            assert first.expr is not None   # a block opens with #if/#ifdef/#ifndef, never #else
             rewritten = cpp._directive_line(lines, first.line, "#elif " + cpp.unparse(first.expr))
             return [Edit(first.line, first.body_start - 1, head + [rewritten])]
         # the target falls through to #else or past the block: add an arm before #else / #endif
         at = taken.line if taken is not None else blk.line_end
         return [Edit(at, at - 1, arm)]
 
-    def _exclusive_to_target(self, br: cpp.Branch, vp) -> bool:
+    def _exclusive_to_target(self, br: cpp.Branch, vp: VariationPoint) -> bool:
         """True when no other OS upstream knows takes this branch (so it is the target's own)."""
         for os_name in self.surface.upstream.oses:
             if cpp.OS_DETECT_MACRO.get(os_name) == self.spec.macro:

@@ -19,14 +19,15 @@ from .spec import (
 )
 
 
-def _semantics(project) -> dict[str, str]:
+def _semantics(project: Project) -> dict[str, str]:
     path = project.shim_dir / "contract.toml"
     if not path.is_file():
         return {}
-    return tomllib.loads(path.read_text()).get("semantics", {})
+    semantics: dict[str, str] = tomllib.loads(path.read_text()).get("semantics", {})
+    return semantics
 
 
-def scaffold(project, name: str, surface: Surface, macro: str | None) -> dict[str, str]:
+def scaffold(project: Project, name: str, surface: Surface, macro: str | None) -> dict[str, str]:
     """target.toml of a new spec: a TODO entry per primitive and per variation point the spec must
     fill, each after what it means, where upstream uses it and the TOML that fills it (todos.py)."""
     sem = _semantics(project)

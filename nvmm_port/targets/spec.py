@@ -39,7 +39,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import __version__, tomlw
 from ..analysis import cdecl
@@ -242,8 +242,10 @@ SCHEMA: dict[str, type] = {
 }
 TABLES = tuple(k.split(".")[0] for k in SCHEMA)
 
+_Table = TypeVar("_Table")
 
-def schema_keys(cls: type) -> dict[str, dataclasses.Field]:
+
+def schema_keys(cls: type) -> dict[str, dataclasses.Field[Any]]:
     """The TOML keys of one table of the schema (internal fields left out), in order."""
     return {f.name: f for f in dataclasses.fields(cls) if "toml" in f.metadata}
 
@@ -449,10 +451,10 @@ class _Loader:
 
     # ---- generic tables
 
-    def table(self, data: dict[str, Any], path: tuple[str, ...], cls: type) -> Any:
+    def table(self, data: dict[str, Any], path: tuple[str, ...], cls: type[_Table]) -> _Table:
         """One table read into its dataclass: unknown keys, wrong types and missing required keys are
         errors (the key keeps its default)."""
-        raw = data
+        raw: Any = data     # TOML: any path component may hold a non-table
         for p in path:
             raw = raw.get(p, {}) if isinstance(raw, dict) else {}
         name = _table_name(path)
