@@ -143,6 +143,12 @@ def test_unwritable_out_is_one_line_naming_it(tmp_path, exists):
         script = UNWRITABLE.format(root=str(ROOT), out=str(out))
         if os.geteuid() == 0:
             base.chmod(0o755)
+            # nobody may not traverse the checkout (a clone under /root): give it a readable copy
+            pkg = base / "pkg"
+            shutil.copytree(ROOT / "nvmm_port", pkg / "nvmm_port", ignore=shutil.ignore_patterns("__pycache__"))
+            for p in [pkg, *pkg.rglob("*")]:
+                p.chmod(0o755 if p.is_dir() else 0o644)
+            script = UNWRITABLE.format(root=str(pkg), out=str(out))
             python = _python_for_nobody()
             proc = subprocess.run([python, "-c", script], check=False, capture_output=True, text=True,
                                   user="nobody", env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
