@@ -347,7 +347,7 @@ def _write(tree: Tree, out: Path) -> WriteReport:
         return report                            # nothing to do: leave the tree alone
 
     stage = _Stage(out)
-    try:
+    with _staging(stage, out):
         stage.makedirs(out)
         for rel, data in changed.items():
             stage.put(out / rel, data)
@@ -357,12 +357,6 @@ def _write(tree: Tree, out: Path) -> WriteReport:
             stage.put(manifest, _manifest_text({**owned, **new_owned}))
             stage.commit(manifest)
         stage.put(manifest, new_text)
-    except OSError as exc:
-        stage.undo()
-        raise os_error(exc, "write", out) from None
-    except BaseException:
-        stage.undo()
-        raise
     try:
         for rel in changed:
             stage.commit(out / rel)
@@ -382,7 +376,7 @@ def write_files(files: dict[str, bytes], out: Path) -> WriteReport:
     report = WriteReport()
     with signals_held():
         stage = _Stage(out)
-        try:
+        with _staging(stage, out):
             if out.exists() and not out.is_dir():
                 raise PortError("is a file, not a directory", out, "pass a directory, or move the file away")
             for rel, data in sorted(files.items()):
@@ -395,10 +389,18 @@ def write_files(files: dict[str, bytes], out: Path) -> WriteReport:
                 report.written.append(rel)
             for rel in report.written:
                 stage.commit(out / rel)
-        except OSError as exc:
-            stage.undo()
-            raise os_error(exc, "write", out) from None
-        except BaseException:
-            stage.undo()
-            raise
     return report
+
+
+@contextlib.contextmanager
+def _staging(stage: _Stage, out: Path) -> Iterator[None]:
+    """Any failure while staging, an interrupt included, removes what was staged; an OSError
+    becomes one line naming the path and the cause."""
+    try:
+        yield
+    except OSError as exc:
+        stage.undo()
+        raise os_error(exc, "write", out) from None
+    except BaseException:
+        stage.undo()
+        raise
