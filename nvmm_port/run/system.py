@@ -6,7 +6,8 @@ diverge.  Python packages are not here: they come from pyproject.toml.
 
 Jobs:
   build   render and build a port: sync reads git mirrors, Kbuild needs the kernel headers and a C
-          toolchain, libnvmm and upstream's tests link static against the C library's archive
+          toolchain, libnvmm and upstream's tests link static against the C library's archive; the
+          Haiku target cross-compiles with clang and links with binutils' ld
   e2e     boot the built port under Bochs: the emulator and its ROMs, busybox for the initramfs, an
           isolinux ISO, script(1) for Bochs' terminal display, the Debian kernel image of exactly the
           release the headers are for, and (for the once-per-clone LZ4 re-wrap that saves ~40 s per
@@ -46,6 +47,9 @@ NEEDS: tuple[Need, ...] = (
     Need(("build",), ("make", "gcc", "libc6-dev", "binutils"),
          "Kbuild and Makefile.userland: cc, make, ar, and libc.a for the static libnvmm tests"),
     Need(("build",), ("linux-headers-amd64",), "the kernel build directory the Linux module is built against"),
+    Need(("build",), ("clang",),
+         "the Haiku target: clang --target=x86_64-unknown-haiku compiles the add-on and userland, with "
+         "libstdc++'s headers for kernel C++"),
     Need(("e2e",), ("bochs", "bochsbios", "vgabios", "bochs-term"),
          "Bochs 2.7 emulates VT-x+EPT and AMD-V+NPT; its BIOS, VGA BIOS and terminal display"),
     Need(("e2e",), ("busybox-static",), "the guest's userland: a static busybox in the initramfs"),

@@ -21,6 +21,7 @@ import posixpath
 import re
 from collections.abc import Set as AbstractSet
 from pathlib import Path
+from typing import Any
 
 from .. import __version__, ui
 from ..analysis.model import OUT_OF_LINE, Surface
@@ -33,6 +34,7 @@ from .spec import TargetSpec, load_spec, provides_error, resolve_target
 from .writer import Tree
 
 SOURCE_EXT = (".c", ".h", ".S", ".s")
+CXX_EXT = (".cpp", ".cc")          # glue in C++, for kernels whose API is C++ (Haiku's private headers)
 USER_ROLES = ("libnvmm", "tests")
 
 
@@ -85,6 +87,11 @@ def render_tree(project: Project, spec: TargetSpec, surface: Surface, cache: Pat
         tree.files[path] = text.encode()
         tree.origin[path] = f"shim/{rel}, verbatim"
 
+    for rel, text in spec.glue_sources:
+        if rel.endswith(CXX_EXT):
+            path = f"driver/{Path(rel).name}"
+            tree.files[path] = _cxx_glue(spec, surface, rel, text, project.root).encode()
+            tree.origin[path] = f"spec {rel}, with the generator's banner"
     glue = _glue(spec, surface, project.root)
     if glue is not None:
         path = f"driver/nvmm_{spec.os}.c"
@@ -124,11 +131,27 @@ def render_tree(project: Project, spec: TargetSpec, surface: Surface, cache: Pat
     return tree
 
 
+def _cxx_glue(spec: TargetSpec, surface: Surface, rel: str, text: str, root: Path) -> str:
+    """A C++ glue file as the tree holds it: its SPDX line, the generator's banner, then the file from
+    its second line on (a C++ file is compiled on its own, not merged into the C glue)."""
+    first, _, rest = text.partition("\n")
+    head = first + "\n" if spdx.license_of(text) is not None else ""
+    body = rest if head else text
+    banner = "\n".join(["/*", *(f" * {ln}" for ln in banner_lines(spec, surface, rel, root)), " */"])
+    return f"{head}{banner}\n{body}"
+
+
+def c_glue_sources(spec: TargetSpec) -> list[tuple[str, str]]:
+    """The glue fragments merged into ``driver/nvmm_<os>.c`` (C++ files are emitted on their own)."""
+    return [(rel, text) for rel, text in spec.glue_sources if not rel.endswith(CXX_EXT)]
+
+
 def _glue(spec: TargetSpec, surface: Surface, root: Path) -> str | None:
     functions = [spec.primitives[p.name] for p in surface.primitives
                  if p.name in spec.primitives and spec.primitives[p.name].kind == OUT_OF_LINE
                  and not spec.primitives[p.name].external and not spec.primitives[p.name].native]
-    if not functions and not spec.glue_sources:
+    sources = c_glue_sources(spec)
+    if not functions and not sources:
         return None
     where = SpecOrigins(spec, root)
 
@@ -139,10 +162,10 @@ def _glue(spec: TargetSpec, surface: Surface, root: Path) -> str | None:
                 "line": where.fragment(rel, 1 + origins.lead_lines(text)).directive()}
     return render_template(
         "glue/glue.c.j2", banner=banner_lines(spec, surface, "glue/glue.c.j2", root), spec=spec,
-        spdx=spdx.glue_license([(p.file, p.source) for p in functions if p.file] + spec.glue_sources, spec.dir),
+        spdx=spdx.glue_license([(p.file, p.source) for p in functions if p.file] + sources, spec.dir),
         includes=spec.glue.includes,
         functions=[fragment(p.file, p.source) for p in functions if p.file],
-        fragments=[fragment(rel, text) for rel, text in spec.glue_sources])
+        fragments=[fragment(rel, text) for rel, text in sources])
 
 
 def user_driver_headers(tree: Tree, spec: TargetSpec) -> set[str]:
@@ -281,20 +304,33 @@ def _build_files(spec: TargetSpec, surface: Surface, tree: Tree, root: Path) -> 
         return []
     name, template = {"kbuild": ("Kbuild", "build/Kbuild.j2"), "jam": ("Jamfile", "build/Jamfile.j2"),
                       "bsdmake": ("Makefile", "build/Makefile.bsd.j2")}[system]
-    sources = sorted(p for p in tree.files if p.startswith("driver/") and p.endswith((".c", ".S")))
+    sources = sorted(p for p in tree.files if p.startswith("driver/") and p.endswith((".c", ".S", *CXX_EXT)))
     bridge = {f"driver/{Path(rel).name}" for rel, _ in spec.bridge_sources}
     common = [f"driver/{Path(rel).name}" for rel, _ in spec.common_files if rel.endswith(".c")]
     upstream = [p for p in sources if p in surface.upstream.files or p in bridge]
     module = spec.build.module
+    glue = [p for p in sources if p not in upstream and p not in common]
+    include_dirs = ["compat", "driver", "driver/x86"] if any(p.startswith("compat/") for p in tree.files) \
+        else ["driver", "driver/x86"]
+    jam: dict[str, Any] = {}
+    if system == "jam":
+        # Jam finds sources by name along SEARCH_SOURCE and takes directories as words
+        jam = {"upstream_names": [posixpath.basename(p) for p in upstream],
+               "glue_names": [posixpath.basename(p) for p in glue + common],
+               "library": None, "programs": []}
+        include_dirs = [d.replace("/", " ") for d in include_dirs]
+        if spec.build.userland:
+            lib = _user_library(surface, tree)
+            jam["library"] = {**lib, "names": [posixpath.basename(p) for p in lib["sources"]]}
+            jam["programs"] = [{**p, "names": [posixpath.basename(s) for s in p["sources"]]}
+                               for p in _user_programs(surface, tree)]
     out = [(name, render_template(
         template, banner=banner_lines(spec, surface, template, root), spec=spec, sources=sources,
-        upstream_sources=upstream, common_sources=common,
-        glue_sources=[p for p in sources if p not in upstream and p not in common],
+        upstream_sources=upstream, common_sources=common, glue_sources=glue,
         module=module, cflags=spec.build.cflags, glue_cflags=spec.build.glue_cflags,
         common_cflags=spec.build.common_cflags, version=spec.build.version,
-        include_dirs=["compat", "driver", "driver/x86"] if any(p.startswith("compat/") for p in tree.files)
-        else ["driver", "driver/x86"]), template)]
-    if spec.build.userland:
+        include_dirs=include_dirs, **jam), template)]
+    if spec.build.userland and system != "jam":     # Haiku's userland is in the Jamfile
         mk = "build/Makefile.userland.j2"
         out.append(("Makefile.userland", render_template(
             mk, banner=banner_lines(spec, surface, mk, root), library=_user_library(surface, tree),
@@ -317,12 +353,12 @@ def _compiled(tree: Tree, paths: list[str]) -> list[str]:
     return [p for p in paths if p not in included]
 
 
-def _user_library(surface: Surface, tree: Tree) -> dict[str, str | list[str]]:
+def _user_library(surface: Surface, tree: Tree) -> dict[str, Any]:
     srcs = sorted(p for p in surface.upstream.files if p.startswith("libnvmm/") and p.endswith((".c", ".S")))
     return {"name": "libnvmm", "archive": "libnvmm/libnvmm.a", "sources": _compiled(tree, srcs)}
 
 
-def _user_programs(surface: Surface, tree: Tree) -> list[dict[str, str | list[str]]]:
+def _user_programs(surface: Surface, tree: Tree) -> list[dict[str, Any]]:
     """Upstream's test programs: one per directory of tests/, named after it."""
     dirs: dict[str, list[str]] = {}
     for p in sorted(surface.upstream.files):

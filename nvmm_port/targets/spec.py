@@ -183,6 +183,18 @@ class GlueTable:
 
 
 @dataclass
+class SysrootTable:
+    """``[sysroot]``: the target OS's own tree the build compiles against (not needed for a target built
+    against the host's kernel headers)."""
+
+    name: str = _key(STRING, "the sysroot's name: its lock is `upstream/sysroot/<name>.lock`", "")
+    git: str = _key(STRING, "the repository: a GitHub URL (read from its local mirror) or a local clone", "")
+    ref: str = _key(STRING, "the commit (or ref) to import; the lock pins the commit", "")
+    paths: list[str] = field(default_factory=list, metadata=_meta(
+        STRINGS, "the folders to import, relative to the tree's root (headers, kernel and C library sources)"))
+
+
+@dataclass
 class PrimitiveSpec:
     """``[primitives.NAME]``: how the target provides one primitive of the contract."""
 
@@ -237,6 +249,7 @@ SCHEMA: dict[str, type] = {
     "provides": ProvidesTable,
     "compat": CompatTable,
     "glue": GlueTable,
+    "sysroot": SysrootTable,
     "primitives.NAME": PrimitiveSpec,
     'variation_points."ID"': VPSpec,
 }
@@ -266,6 +279,7 @@ class TargetSpec:
     common_files: list[tuple[str, str]] = field(default_factory=list)     # (common/<x>/file, text)
     positions: TomlPositions = field(repr=False, default_factory=lambda: TomlPositions(""))
     problems: list[Diagnostic] = field(repr=False, default_factory=list)  # what loading found
+    sysroot: SysrootTable = field(default_factory=SysrootTable)
 
     @property
     def name(self) -> str:
@@ -429,6 +443,11 @@ class _Loader:
         provides = self.table(data, ("provides",), ProvidesTable)
         compat = self.table(data, ("compat",), CompatTable)
         glue = self.table(data, ("glue",), GlueTable)
+        sysroot = self.table(data, ("sysroot",), SysrootTable)
+        if "sysroot" in data and not (sysroot.name and sysroot.git and sysroot.ref and sysroot.paths):
+            self.error(("sysroot",), "[sysroot] needs name, git, ref and paths",
+                       'write e.g. name = "haiku", git = "https://github.com/haiku/haiku", ref = COMMIT, '
+                       'paths = ["headers"]')
         self.check_target(target)
         if build.system not in BUILD_SYSTEMS:
             self.error(("build", "system"), f"[build] system = '{build.system}' is not one of "
@@ -447,7 +466,7 @@ class _Loader:
         prims = {name: self.primitive(name, entry) for name, entry in self.entries(data, "primitives").items()}
         vps = {vid: self.vp(vid, entry) for vid, entry in self.entries(data, "variation_points").items()}
         return TargetSpec(self.dir, target, build, set(provides.names), compat, glue, prims, vps,
-                          glue_sources, glue_headers, bridge, common, self.pos, self.diags)
+                          glue_sources, glue_headers, bridge, common, self.pos, self.diags, sysroot)
 
     # ---- generic tables
 

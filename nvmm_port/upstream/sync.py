@@ -522,8 +522,12 @@ def _fresh_dir(parent: Path, prefix: str) -> Path:
 
 def _install(project: Project, new: Lock, data: dict[str, bytes], write_cache: bool, write_lock: bool) -> None:
     """Put the new cache and lock in place, all or nothing."""
-    cache_dir = project.cache_dir(new.name)
-    lock_path = project.lock_path(new.name)
+    install(new, data, project.cache_dir(new.name), project.lock_path(new.name), write_cache, write_lock)
+
+
+def install(new: Lock, data: dict[str, bytes], cache_dir: Path, lock_path: Path, write_cache: bool,
+            write_lock: bool) -> None:
+    """Put ``new``'s files (``data``) in ``cache_dir`` and the lock at ``lock_path``, all or nothing."""
     cache_root = cache_dir.parent
     # Remember the folders we may create, so a failure leaves nothing behind.
     made_root = [p for d in (cache_root, lock_path.parent) for p in (d, *d.parents) if not p.exists()]
