@@ -666,8 +666,13 @@ def test_elf_undefined_symbols_rejects_what_is_not_elf(tmp_path: Path):
 def haiku_tree() -> Path:
     value = os.environ.get("NVMM_PORT_HAIKU_TREE")
     if not value:
-        pytest.skip("NVMM_PORT_HAIKU_TREE is not set: point it at a Haiku source tree "
-                    "(headers/, src/system/kernel, src/system/libroot, build/) to check the real export sets")
+        # the Haiku target's sysroot, once gen.py build --target haiku imported it
+        from nvmm_port.project import Project
+        cached = Project.find().cache_root / "sysroots" / "haiku"
+        if not cached.is_dir():
+            pytest.skip("no Haiku tree: run `gen.py build --target haiku` (it imports the sysroot from the "
+                        "haiku/haiku mirror) or point NVMM_PORT_HAIKU_TREE at one")
+        value = str(cached)
     tree = Path(value)
     if not (tree / "src" / "system" / "kernel" / "Jamfile").is_file():
         pytest.skip(f"NVMM_PORT_HAIKU_TREE={value} has no src/system/kernel/Jamfile (absent or not a Haiku tree)")

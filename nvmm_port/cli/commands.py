@@ -18,6 +18,7 @@ from ..errors import PortError
 from ..project import Project
 
 if TYPE_CHECKING:
+    from ..run.haiku import AddonBuilt
     from ..upstream.sync import SummaryRow
 
 
@@ -92,9 +93,12 @@ def generate(project: Project, args: argparse.Namespace) -> int:
 # ---- build
 
 def build(project: Project, args: argparse.Namespace) -> int:
-    from ..run.build import build_target
-    built = build_target(project, args.target, args.upstream, args.out, args.kdir, args.flatten, args.jobs,
-                         progress=_progress())
+    from ..run.build import build_port
+    from ..run.haiku import AddonBuilt
+    built = build_port(project, args.target, args.upstream, args.out, args.kdir, args.flatten, args.jobs,
+                       progress=_progress())
+    if isinstance(built, AddonBuilt):
+        return _report_addon(built)
     print(f"rendered {built.out}: {len(built.rendered.written)} written, {len(built.rendered.unchanged)} unchanged")
     for note in built.notes:
         print(note, file=sys.stderr)
@@ -117,6 +121,31 @@ def build(project: Project, args: argparse.Namespace) -> int:
                     f"{len(user.programs)} static test program(s): {', '.join(sorted(user.programs))}")
         print(f"built {products} ({len(user.compiled)} object(s) compiled)" if user.compiled
               else f"nothing to compile: {products} up to date")
+    return 0
+
+
+def _report_addon(built: AddonBuilt) -> int:
+    """What a Jam (Haiku) build made and checked."""
+    root = built.sysroot
+    print(f"rendered {built.out}: {len(built.rendered.written)} written, {len(built.rendered.unchanged)} unchanged")
+    print(f"sysroot {root.name}: Haiku at {root.commit[:12]}, {root.files} files"
+          + (" (imported now)" if root.imported else ""))
+    _warn_compiler(built.warnings)
+    n_warn = sum(len(v) for v in built.warnings.values())
+    size = built.addon.stat().st_size
+    print(f"{'built' if built.compiled else 'nothing to compile:'} {built.addon} "
+          f"({size:,} bytes, {len(built.objects)} objects"
+          + (f", {len(built.compiled)} compiled" if built.compiled else ", up to date") + f", {n_warn} warning(s))")
+    k = built.kernel_exports
+    print(f"kernel symbols: {len(built.needed)} needed, 0 unresolved against {len(k.c_names):,} C and "
+          f"{len(k.cxx_names):,} C++ names the kernel exports ({k.method})")
+    if built.programs:
+        lib = built.libroot_exports
+        total = sum(len(v) for v in built.program_needs.values())
+        print(f"userland: {built.library.name if built.library else 'no libnvmm.a'} and "
+              f"{len(built.programs)} test program(s) ({', '.join(sorted(built.programs))}): {total} libroot "
+              f"symbol(s) needed, 0 unresolved" + (f" against {len(lib.c_names):,} names" if lib else ""))
+    print(f"done in {built.seconds:.1f} s")
     return 0
 
 

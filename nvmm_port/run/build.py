@@ -23,6 +23,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import ui
 from ..analysis.model import Surface
@@ -32,6 +33,9 @@ from ..targets.generate import prepare, render_tree
 from ..targets.spec import TargetSpec, check_spec
 from ..targets.writer import WriteReport, write_tree
 from .diagnostics import build_failure
+
+if TYPE_CHECKING:
+    from .haiku import AddonBuilt
 from .objdir import mirror_tree, objdir_of
 
 _UNDEFINED = re.compile(r'modpost: "([^"]+)" \[([^\]]+)\] undefined!')
@@ -251,13 +255,31 @@ def build_target(project: Project, target: str, upstream: str | None, out: str |
         return _build_locked(project, spec, surface, cache, out, kdir, flatten, jobs, progress)
 
 
+def build_port(project: Project, target: str, upstream: str | None, out: str | Path | None,
+               kdir: str | Path | None, flatten: bool, jobs: int,
+               progress: ui.Progress = ui.SILENT) -> Built | AddonBuilt:
+    """``gen.py build``: TARGET built with its spec's build system: Kbuild (a Linux module, its
+    userland) or Jam (a Haiku add-on and its userland, compiled and checked against Haiku's tree)."""
+    spec, surface, cache = prepare(project, target, upstream, progress)
+    check_spec(spec, surface)
+    where = Path(out) if out else project.build_dir / spec.name
+    with tree_lock(where):
+        if spec.build.system == "jam":
+            from .haiku import build_addon
+            if kdir:
+                raise PortError("--kdir is for Kbuild targets", None,
+                                f"{spec.name} builds against its [sysroot]; drop --kdir")
+            return build_addon(project, spec, surface, cache, where, flatten, jobs, progress)
+        return _build_locked(project, spec, surface, cache, where, kdir, flatten, jobs, progress)
+
+
 def _build_locked(project: Project, spec: TargetSpec, surface: Surface, cache: Path, out: Path,
                   kdir: str | Path | None, flatten: bool, jobs: int, progress: ui.Progress) -> Built:
     tree = render_tree(project, spec, surface, cache, flatten)
     report = write_tree(tree, out)
     system = spec.build.system
     if system != "kbuild":
-        raise PortError(f"gen.py build knows Kbuild targets only; {spec.name} uses '{system}'", spec.toml_path,
+        raise PortError(f"gen.py build knows Kbuild and Jam targets; {spec.name} uses '{system}'", spec.toml_path,
                         "build the rendered tree with that system's own tools")
     notes = []
     if kdir:
