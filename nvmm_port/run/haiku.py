@@ -88,6 +88,8 @@ CXX_FLAGS = ("-fno-exceptions",
              "-D__GLIBC_PREREQ(maj,min)=0")
 # KernelRules KernelAddon + ArchitectureRules HAIKU_KERNEL_ADDON_LINKFLAGS (clang builds)
 ADDON_LINK = ("-shared", "-z", "noseparate-code", "-z", "norelro")
+# shared libraries a userland program may link besides libroot: where their Jamfiles are
+USER_LIBRARIES = {"libbsd.so": "src/libs/bsd"}
 # HeadersRules FStandardOSHeaders
 OS_HEADER_DIRS = ("add-ons", "add-ons/file_system", "add-ons/graphics", "add-ons/input_server", "add-ons/registrar",
                   "add-ons/screen_saver", "add-ons/tracker", "app", "device", "drivers", "game", "interface", "kernel",
@@ -375,20 +377,29 @@ def _userland(tools: Toolchain, objdir: Path, jam: Jamfile, root: sysroots.Sysro
             built.library = archive
         lexports = haiku_exports.libroot_exports(root.root, cache_dir=objdir / ".haiku")
         built.libroot_exports = lexports
+        shared: dict[str, haiku_exports.ExportSet] = {}
         problems: list[str] = []
         for t in jam.target("SimpleTest"):
             update(f"LD -r {t.name}")
             prog = objdir / Path(t.sources[0]).parent / f"{t.name}.o"
-            missing_libs = [lib for lib in t.libs if lib not in libs]
-            if missing_libs:
-                raise PortError(f"{t.name} links {', '.join(missing_libs)}, which the Jamfile does not build",
+            unknown = [lib for lib in t.libs if lib not in libs and lib not in USER_LIBRARIES]
+            if unknown:
+                raise PortError(f"{t.name} links {', '.join(unknown)}, which neither the Jamfile builds nor "
+                                f"this build knows in Haiku's tree ({', '.join(USER_LIBRARIES)})",
                                 objdir / "Jamfile", "generate the tree again")
             _run([tools.ld, "-r", "-o", str(prog), *(str(objdir / obj_of(s)) for s in t.sources),
-                  *(str(libs[lib]) for lib in t.libs)], log, f"linking {t.name}")
+                  *(str(libs[lib]) for lib in t.libs if lib in libs)], log, f"linking {t.name}")
             needs = undefined_symbols(tools, prog, False, log)
             built.programs[t.name] = prog
             built.program_needs[t.name] = needs
-            for m in haiku_exports.unresolved(needs, lexports, also=libgcc):
+            others = set(libgcc)
+            for lib in t.libs:
+                if lib in USER_LIBRARIES:
+                    if lib not in shared:
+                        shared[lib] = haiku_exports.library_exports(root.root, USER_LIBRARIES[lib], lib,
+                                                                    cache_dir=objdir / ".haiku")
+                    others |= shared[lib].c_names
+            for m in haiku_exports.unresolved(needs, lexports, also=others):
                 problems.append(f"{m} (needed by {t.name})")
     if problems:
         raise PortError(f"{len(problems)} symbol(s) the userland programs need are not in Haiku's libroot at "

@@ -1639,6 +1639,14 @@ def libroot_exports(tree: Path, cache_dir: Path | None = None) -> ExportSet:
                       f"generated _kern_* syscall stubs")
 
 
+def library_exports(tree: Path, top: str, binary: str, cache_dir: Path | None = None) -> ExportSet:
+    """The symbols a userland shared library of the Haiku tree exports: ``SharedLibrary BINARY`` in
+    the Jamfiles under ``top`` (``src/libs/bsd``, ``libbsd.so``), scanned as libroot is."""
+    return _establish(tree, top, binary, cache_dir, known=LIBROOT_MACROS, method=
+                      f"Jamfiles from {top}/Jamfile (SharedLibrary {binary}), "
+                      f"source declaration scan v{SCANNER_VERSION}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Checking a binary against a set
 
