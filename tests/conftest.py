@@ -68,6 +68,28 @@ def reference_copy(tmp_path):
     return dest
 
 
+def upstream_changes_outside_variation_points(surface, tree, cache: Path) -> tuple[int, list[str]]:
+    """How many upstream files a rendered tree changes, and every change that lies outside all of
+    that file's variation points (a target may change upstream only at its variation points)."""
+    import difflib
+    vps: dict[str, list[tuple[int, int]]] = {}
+    for v in surface.variation_points:
+        vps.setdefault(v.file, []).append((v.line_start, v.line_end))
+    changed_files = 0
+    outside = []
+    for rel in surface.upstream.files:
+        old = (cache / rel).read_text(errors="surrogateescape").splitlines()
+        new = tree.files[rel].decode(errors="surrogateescape").splitlines()
+        ops = [op for op in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes() if op[0] != "equal"]
+        if ops:
+            changed_files += 1
+        for _tag, i1, i2, j1, j2 in ops:
+            lo, hi = i1 + 1, max(i1 + 1, i2)          # 1-based upstream lines touched (an insert: before i1+1)
+            if not any(s <= lo and hi <= e + 1 for s, e in vps.get(rel, [])):
+                outside.append(f"{rel}: lines {lo}-{hi} changed outside any variation point: {new[j1:j2][:3]}")
+    return changed_files, outside
+
+
 def make_project(tmp_path: Path) -> Path:
     """An empty project that shares this checkout's catalog and templates."""
     proj = tmp_path / "proj"
