@@ -84,6 +84,14 @@ class Jamfile:
         return [t for t in self.targets if t.kind == kind]
 
 
+def _unescape(word: str) -> str:
+    r"""A word as Jam's lexer reads it (``\x`` is ``x``), then as the shell running the compile action
+    reads it: Jam pastes defines and flags into a shell command, where ``\"`` is ``"``.  So the
+    Jamfile's ``NAME=\\\"v\\\"`` reaches the compiler as ``-DNAME="v"``."""
+    once = re.sub(r"\\(.)", r"\1", word)
+    return re.sub(r'\\(["\\$`])', r"\1", once)
+
+
 def _statements(text: str) -> list[tuple[int, list[str]]]:
     """(first line, words) of each ``;``-terminated statement, comments removed."""
     out: list[tuple[int, list[str]]] = []
@@ -100,7 +108,7 @@ def _statements(text: str) -> list[tuple[int, list[str]]]:
                 out.append((start, words))
                 words = []
             else:
-                words.append(w)
+                words.append(_unescape(w))
     if words:
         out.append((start, words))      # unterminated: reported by the reader
     return out

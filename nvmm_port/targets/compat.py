@@ -93,11 +93,15 @@ class Resolution:
 
 
 def resolve(catalog: Catalog, needed: Iterable[str], provided: Iterable[str], context: str,
-            sources: dict[str, ForeignIdentifier] | None = None) -> Resolution:
+            sources: dict[str, ForeignIdentifier] | None = None, libc_lacks: Iterable[str] = ()) -> Resolution:
     """The entries to emit for ``needed`` in ``context``: needed minus provided, closed over ``requires``.
+
+    ``libc_lacks``: names the catalog takes from the C library that this target's C library does not
+    have (Haiku's libroot has no BSD ioctl encoding): their catalog definitions are emitted.
 
     Raises PortError naming every needed name nothing defines, and where to add it.
     """
+    lacks = set(libc_lacks)
     if context not in CONTEXTS:
         raise ValueError(f"context {context!r} is not one of {CONTEXTS}")
     provided = set(provided)
@@ -110,7 +114,7 @@ def resolve(catalog: Catalog, needed: Iterable[str], provided: Iterable[str], co
         if name in provided or name in res.entries:
             return
         e = catalog.entry(name)
-        if user and catalog.provided_by_libc(name):
+        if user and catalog.provided_by_libc(name) and name not in lacks:
             if by is not None and e is not None and e.libc:
                 res.libc_includes.add(e.libc)      # an emitted definition uses it: include its header
             return
@@ -356,7 +360,8 @@ def _sections(entries: list[Entry], guard_macros: bool) -> list[dict[str, Any]]:
 
 def render_compat(catalog: Catalog, needed: Iterable[str], provided: Iterable[str], context: str,
                   header_comment: str, extra_paths: Iterable[str] = (), *,
-                  sources: dict[str, ForeignIdentifier] | None = None) -> dict[str, str]:
+                  sources: dict[str, ForeignIdentifier] | None = None, libc_lacks: Iterable[str] = ()
+                  ) -> dict[str, str]:
     """{relative path: text} of the compat headers for ``needed`` in ``context`` ("kernel" or "user").
 
     ``header_comment`` goes at the top of every file (the text of a comment, or a whole C comment);
@@ -364,7 +369,7 @@ def render_compat(catalog: Catalog, needed: Iterable[str], provided: Iterable[st
     forward to nvmm_compat.h.  ``sources`` maps names to their ForeignIdentifier for error messages
     (``needed_names`` results carry it already).
     """
-    res = resolve(catalog, needed, provided, context, sources)
+    res = resolve(catalog, needed, provided, context, sources, libc_lacks)
     ordered = order(catalog, res.entries)
     user = context == "user"
     hosted = catalog.hosted_headers if user else frozenset()

@@ -89,7 +89,8 @@ def render_tree(project: Project, spec: TargetSpec, surface: Surface, cache: Pat
 
     for rel, text in spec.glue_sources:
         if rel.endswith(CXX_EXT):
-            path = f"driver/{Path(rel).name}"
+            name = Path(rel).name
+            path = f"driver/{name if name.startswith('nvmm_') else f'nvmm_{spec.os}_{name}'}"
             tree.files[path] = _cxx_glue(spec, surface, rel, text, project.root).encode()
             tree.origin[path] = f"spec {rel}, with the generator's banner"
     glue = _glue(spec, surface, project.root)
@@ -291,7 +292,8 @@ def _compat(spec: TargetSpec, surface: Surface, project: Project, needed: set[st
     provided = spec.provides if context == "kernel" else set(spec.compat.user_provides)
     try:
         files = gen_compat.render_compat(catalog, needed, provided, context, comment,
-                                         extra_paths=[p for p in include_paths if p not in spec.compat.native_headers])
+                                         extra_paths=[p for p in include_paths if p not in spec.compat.native_headers],
+                                         libc_lacks=spec.compat.libc_lacks if context == "user" else ())
     except gen_compat.MissingNames as exc:
         raise provides_error(spec, exc) from None
     return {f"{top}/{path}": text for path, text in files.items()}

@@ -159,6 +159,9 @@ class CompatTable:
         STRINGS, "names to emit although the analysis does not see them used"))
     user_provides: list[str] = field(default_factory=list, metadata=_meta(
         STRINGS, "like `[provides] names`, for the userland compat trees (libnvmm and the tests)"))
+    libc_lacks: list[str] = field(default_factory=list, metadata=_meta(
+        STRINGS, "names the catalog takes from the C library in the userland compat trees that the target's C "
+                 "library does not have: their catalog definitions are emitted there"))
     native_headers: list[str] = field(default_factory=list, metadata=_meta(
         STRINGS, "<paths> upstream includes that the target's own include path has: no forwarding compat "
                  "header is written for them"))

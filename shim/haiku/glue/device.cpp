@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: BSD-2-Clause
 /*
  * The NVMM device for Haiku: a legacy driver (Drivers.h) publishing
- * /dev/misc/nvmm, one NVMM owner per open file (its cookie), and the ioctls.
+ * /dev/misc/nvmm, and /dev/nvmm for the same device, the path upstream's
+ * libnvmm opens (it has no variation point there, and upstream stays
+ * untouched); one NVMM owner per open file (its cookie), and the ioctls.
  *
  * Commands use the BSD encoding (sys/ioccom.h: direction in bits 31:29,
  * parameter size in bits 28:16), which both libnvmm, built against the
@@ -40,7 +42,7 @@ static const uint32 kIocParamShift = 16;
 static const uint32 kIocGroupShift = 8;
 static const uint32 kNvmmGroup = 'N';
 
-static const char* sDeviceNames[] = { "misc/nvmm", NULL };
+static const char* sDeviceNames[] = { "misc/nvmm", "nvmm", NULL };
 
 int32 api_version = B_CUR_DRIVER_API_VERSION;
 

@@ -38,12 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef __clang__
-// Haiku's VM headers declare VMAddressSpace both as class and struct, which
-// only clang warns about (GCC, Haiku's compiler, does not).
-#pragma clang diagnostic ignored "-Wmismatched-tags"
-#endif
-
 #include <KernelExport.h>
 #include <OS.h>
 
