@@ -70,9 +70,9 @@ KERNEL_DEFINES = ("_KERNEL_MODE",)
 # base flags, x86_64's -mno-red-zone and frame pointers, and the optimisation level.  -fPIC: Haiku's
 # GCC makes position-independent code by default (add-ons are shared objects); clang 14's Haiku
 # target does not, so it is asked for
-KERNEL_FLAGS = ("-fPIC", "-nostdinc", "-fno-strict-aliasing", "-fno-delete-null-pointer-checks", "-ffreestanding", "-finline",
-                "-fno-semantic-interposition", "-fno-tree-vectorize", "-mno-red-zone", "-fno-omit-frame-pointer",
-                "-O2")
+KERNEL_FLAGS = ("-fPIC", "-nostdinc", "-fno-strict-aliasing", "-fno-delete-null-pointer-checks", "-ffreestanding",
+                "-finline", "-fno-semantic-interposition", "-fno-tree-vectorize", "-mno-red-zone",
+                "-fno-omit-frame-pointer", "-O2")
 USER_FLAGS = ("-fPIC", "-nostdinc", "-fno-strict-aliasing", "-fno-delete-null-pointer-checks", "-O2",
               # clang knows vfork as a builtin of another type than Haiku's unistd.h declares; GCC does not
               "-Wno-incompatible-library-redeclaration")
