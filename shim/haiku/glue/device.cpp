@@ -172,7 +172,11 @@ publish_devices(void)
 extern "C" device_hooks*
 find_device(const char* name)
 {
-	return strcmp(name, sDeviceNames[0]) == 0 ? &sHooks : NULL;
+	for (int32 i = 0; sDeviceNames[i] != NULL; i++) {
+		if (strcmp(name, sDeviceNames[i]) == 0)
+			return &sHooks;
+	}
+	return NULL;
 }
 
 
