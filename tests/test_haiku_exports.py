@@ -85,7 +85,7 @@ KERNEL_EXPORT_H = """\
 #ifdef __cplusplus
 extern "C" {
 #endif
-extern status_t lock_memory_etc(team_id team, void *address, size_t numBytes, uint32 flags);
+extern status_t lock_memory_etc(team_id t, void *addr, size_t len, uint32 how);
 extern void dprintf(const char *format, ...) _PRINTFLIKE(1, 2);
 extern int32 smp_get_num_cpus(void);
 extern area_id create_area(const char *name, void **address, uint32 spec, size_t size);
@@ -106,9 +106,9 @@ static status_t cut_area(VMArea* area);
 
 /* a comment with a fake definition: int not_code(void) { } */
 status_t
-lock_memory_etc(team_id team, void* address, size_t numBytes, uint32 flags)
+lock_memory_etc(team_id t, void* addr, size_t len, uint32 how)
 {
-	if (numBytes == 0) {
+	if (len == 0) {
 		return B_OK;
 	}
 	return do_it("}");
@@ -221,7 +221,7 @@ smp_get_num_cpus()
 }
 
 void
-call_all_cpus_sync(void (*func)(void*, int), void* cookie)
+call_all_cpus_sync(void (*fn)(void*, int), void* arg)
 {
 }
 
@@ -234,7 +234,7 @@ LOCK_CPP = """\
 #include <lock.h>
 
 status_t
-_mutex_lock(mutex* lock, void* locker)
+_mutex_lock(mutex* m, void* who)
 {
 	return B_OK;
 }
@@ -249,7 +249,7 @@ LOCK_H = """\
 #ifdef __cplusplus
 extern "C" {
 #endif
-extern status_t _mutex_lock(mutex* lock, void* locker);
+extern status_t _mutex_lock(mutex* m, void* who);
 #ifdef __cplusplus
 }
 #endif
@@ -517,13 +517,13 @@ strtol (const char *nptr, char **endptr, int base)
 
 GLIBC_IOFCLOSE_C = """\
 int
-_IO_new_fclose (_IO_FILE *fp)
+_IO_new_fwidget (_IO_FILE *w)
 {
   return 0;
 }
-versioned_symbol (libc, _IO_new_fclose, _IO_fclose, GLIBC_2_1);
-strong_alias (_IO_new_fclose, __new_fclose)
-versioned_symbol (libc, __new_fclose, fclose, GLIBC_2_1);
+versioned_symbol (libc, _IO_new_fwidget, _IO_fwidget, GLIBC_2_1);
+strong_alias (_IO_new_fwidget, __new_fwidget)
+versioned_symbol (libc, __new_fwidget, fwidget, GLIBC_2_1);
 """
 
 UNISTD_C = """\
@@ -534,16 +534,16 @@ getpid(void)
 }
 
 int
-__ioctl(int fd, ulong cmd, void* argument, size_t size)
+__ioctl(int f, ulong c, void* a, size_t n)
 {
 	return 0;
 }
 B_DEFINE_WEAK_ALIAS(__ioctl, ioctl);
 
-int __clock_beos(void) { return 0; }
-int __clock(void) { return 0; }
-DEFINE_LIBROOT_KERNEL_SYMBOL_VERSION("__clock_beos", "clock@", "BASE");
-DEFINE_LIBROOT_KERNEL_SYMBOL_VERSION("__clock", "clock@@", "1_ALPHA4");
+int __tick_beos(void) { return 0; }
+int __tick(void) { return 0; }
+DEFINE_LIBROOT_KERNEL_SYMBOL_VERSION("__tick_beos", "tick@", "BASE");
+DEFINE_LIBROOT_KERNEL_SYMBOL_VERSION("__tick", "tick@@", "1_ALPHA4");
 
 #define ENTRY(NAME, X) int NAME (int argc) { return X; }
 ENTRY(made_by_macro, 0)
@@ -555,15 +555,15 @@ SYSCALLS_S = """\
 """
 
 SYSCALLS_H = """\
-extern status_t		_kern_ioctl(int fd, uint32 cmd, void *data, size_t length);
+extern status_t		_kern_ioctl(int f, uint32 c, void *d, size_t n);
 extern pid_t		_kern_getpid(void);
 """
 
 MEMCPY_CPP = """\
 extern "C" void*
-memcpy(void* destination, const void* source, size_t length)
+memcpy(void* to, const void* from, size_t n)
 {
-	return destination;
+	return to;
 }
 """
 
@@ -598,10 +598,10 @@ def test_libroot_set_has_alias_macros_versions_and_generated_syscalls(libroot_tr
     lib = libroot_exports(libroot_tree)
     assert lib.binary == "libroot.so" and lib.missing == ()
     assert sorted(lib.c_names) == sorted([
-        "initialize_before", "getpwnam", "getpid", "__ioctl", "ioctl", "__clock_beos", "__clock", "clock",
+        "initialize_before", "getpwnam", "getpid", "__ioctl", "ioctl", "__tick_beos", "__tick", "tick",
         "made_by_macro", "malloc", "free", "memcpy",
         "__printf", "printf", "_IO_getc", "getc", "fgetc", "strtoul",
-        "_IO_new_fclose", "_IO_fclose", "__new_fclose", "fclose",
+        "_IO_new_fwidget", "_IO_fwidget", "__new_fwidget", "fwidget",
         "_kern_ioctl", "_kern_getpid",
     ])
     for name in ("pwd_query_only", "debug_only_malloc", "arm_only", "__internal_only", "strtol"):

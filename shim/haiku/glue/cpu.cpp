@@ -119,20 +119,20 @@ nvmm_haiku_curcpu_tss_sel(void)
 extern "C" void
 nvmm_haiku_preempt_disable(void)
 {
-	cpu_status state = disable_interrupts();
+	cpu_status interrupts = disable_interrupts();
 	cpu_ent* cpu = get_cpu_struct();
 
 	if (cpu->reschedule_disabled == UINT8_MAX)
 		panic("nvmm: preemption disabled too deeply");
 	cpu->reschedule_disabled++;
-	restore_interrupts(state);
+	restore_interrupts(interrupts);
 }
 
 
 extern "C" void
 nvmm_haiku_preempt_enable(void)
 {
-	cpu_status state = disable_interrupts();
+	cpu_status interrupts = disable_interrupts();
 	cpu_ent* cpu = get_cpu_struct();
 
 	if (cpu->reschedule_disabled == 0)
@@ -140,7 +140,7 @@ nvmm_haiku_preempt_enable(void)
 	cpu->reschedule_disabled--;
 	bool pending = cpu->reschedule_disabled == 0
 		&& atomic_get(&cpu->invoke_scheduler) != 0;
-	restore_interrupts(state);
+	restore_interrupts(interrupts);
 
 	// A reschedule an interrupt asked for while preemption was off.
 	if (pending)
@@ -154,9 +154,9 @@ nvmm_haiku_preempt_disabled(void)
 	if (!are_interrupts_enabled())
 		return true;
 
-	cpu_status state = disable_interrupts();
+	cpu_status interrupts = disable_interrupts();
 	bool disabled = get_cpu_struct()->reschedule_disabled != 0;
-	restore_interrupts(state);
+	restore_interrupts(interrupts);
 	return disabled;
 }
 
@@ -165,7 +165,8 @@ nvmm_haiku_preempt_disabled(void)
 extern "C" int
 nvmm_haiku_thread_bind(void)
 {
-	thread_pin_to_current_cpu(thread_get_current_thread());
+	Thread* self = thread_get_current_thread();
+	thread_pin_to_current_cpu(self);
 	return 0;
 }
 
@@ -173,7 +174,8 @@ nvmm_haiku_thread_bind(void)
 extern "C" void
 nvmm_haiku_thread_unbind(int bound)
 {
-	thread_unpin_from_current_cpu(thread_get_current_thread());
+	Thread* self = thread_get_current_thread();
+	thread_unpin_from_current_cpu(self);
 }
 
 
@@ -184,10 +186,10 @@ nvmm_haiku_thread_unbind(int bound)
 static inline bool
 host_work_pending(void)
 {
-	Thread* thread = thread_get_current_thread();
+	Thread* self = thread_get_current_thread();
 
-	return (atomic_get(&thread->flags) & THREAD_FLAGS_SIGNALS_PENDING) != 0
-		|| atomic_get(&thread->cpu->invoke_scheduler) != 0;
+	return (atomic_get(&self->flags) & THREAD_FLAGS_SIGNALS_PENDING) != 0
+		|| atomic_get(&self->cpu->invoke_scheduler) != 0;
 }
 
 
@@ -347,9 +349,9 @@ nvmm_haiku_fpu_init(void)
 	sHostAreaSize = (sHostAreaSize + 63) & ~(uint32)63;
 
 	static uint8 fxImage[512] __attribute__((aligned(16)));
-	cpu_status state = disable_interrupts();
+	cpu_status interrupts = disable_interrupts();
 	asm volatile("fxsave64 %0" : "=m" (fxImage));
-	restore_interrupts(state);
+	restore_interrupts(interrupts);
 	uint32 mask;
 	memcpy(&mask, fxImage + 28, sizeof(mask));
 	sMxcsrMask = mask != 0 ? mask : 0xffbf;
@@ -358,7 +360,7 @@ nvmm_haiku_fpu_init(void)
 	size = (size + B_PAGE_SIZE - 1) & ~(size_t)(B_PAGE_SIZE - 1);
 	void* address;
 	sHostArea = create_area("nvmm host fpu", &address, B_ANY_KERNEL_ADDRESS,
-		size, B_FULL_LOCK, B_KERNEL_READ_AREA | B_KERNEL_WRITE_AREA);
+		size, B_FULL_LOCK, kKernelReadWrite);
 	if (sHostArea < 0)
 		return sHostArea;
 	memset(address, 0, size);

@@ -150,7 +150,7 @@ os_pagemem_zalloc(unsigned long size)
 
 	size = round_to_pages(size);
 	while (create_area("nvmm pagemem", &address, B_ANY_KERNEL_ADDRESS, size,
-			B_FULL_LOCK, B_KERNEL_READ_AREA | B_KERNEL_WRITE_AREA) < 0) {
+			B_FULL_LOCK, kKernelReadWrite) < 0) {
 		snooze(10000);
 	}
 	memset(address, 0, size);
@@ -171,17 +171,17 @@ os_pagemem_free(void* ptr, unsigned long size)
 static vm_page*
 allocate_page(bool wait)
 {
-	vm_page_reservation reservation;
+	vm_page_reservation reserved;
 
 	if (wait)
-		vm_page_reserve_pages(&reservation, 1, VM_PRIORITY_SYSTEM);
-	else if (!vm_page_try_reserve_pages(&reservation, 1, VM_PRIORITY_SYSTEM))
+		vm_page_reserve_pages(&reserved, 1, VM_PRIORITY_SYSTEM);
+	else if (!vm_page_try_reserve_pages(&reserved, 1, VM_PRIORITY_SYSTEM))
 		return NULL;
-	vm_page* page = vm_page_allocate_page(&reservation,
+	vm_page* tablePage = vm_page_allocate_page(&reserved,
 		PAGE_STATE_WIRED | VM_PAGE_ALLOC_CLEAR);
-	vm_page_unreserve_pages(&reservation);
-	DEBUG_PAGE_ACCESS_END(page);
-	return page;
+	vm_page_unreserve_pages(&reserved);
+	DEBUG_PAGE_ACCESS_END(tablePage);
+	return tablePage;
 }
 
 
@@ -220,7 +220,7 @@ os_contigpa_zalloc(unsigned long* pa, unsigned long* va, unsigned long npages)
 	void* address;
 
 	area_id area = create_area("nvmm contig", &address, B_ANY_KERNEL_ADDRESS,
-		size, B_CONTIGUOUS, B_KERNEL_READ_AREA | B_KERNEL_WRITE_AREA);
+		size, B_CONTIGUOUS, kKernelReadWrite);
 	if (area < 0)
 		return NVMM_HAIKU_ENOMEM;
 
@@ -258,7 +258,7 @@ os_vmobj_create(long size)
 
 	void* address;
 	obj->area = create_area("nvmm memory", &address, B_ANY_KERNEL_ADDRESS,
-		size, B_NO_LOCK, B_KERNEL_READ_AREA | B_KERNEL_WRITE_AREA);
+		size, B_NO_LOCK, kKernelReadWrite);
 	if (obj->area < 0) {
 		free(obj);
 		return NULL;
@@ -388,13 +388,13 @@ map_user(nvmm_haiku_vmobj* obj, size_t offset, size_t size, bool fixed,
 	if (addressSpace == NULL)
 		return NVMM_HAIKU_EINVAL;
 
-	virtual_address_restrictions restrictions = {};
+	virtual_address_restrictions placement = {};
 	if (fixed) {
-		restrictions.address = (void*)*va;
-		restrictions.address_specification = B_EXACT_ADDRESS;
+		placement.address = (void*)*va;
+		placement.address_specification = B_EXACT_ADDRESS;
 	} else {
-		restrictions.address = (void*)USER_BASE_ANY;
-		restrictions.address_specification = B_RANDOMIZED_ANY_ADDRESS;
+		placement.address = (void*)USER_BASE_ANY;
+		placement.address_specification = B_RANDOMIZED_ANY_ADDRESS;
 	}
 
 	uint32 flags = CREATE_AREA_DONT_COMMIT_MEMORY
@@ -408,7 +408,7 @@ map_user(nvmm_haiku_vmobj* obj, size_t offset, size_t size, bool fixed,
 	status_t status = vm_map_cache(addressSpace, cache, offset, "nvmm memory",
 		size, B_NO_LOCK, area_protection(prot) | B_SHARED_AREA,
 		area_protection(maxprot) & B_USER_PROTECTION, REGION_NO_PRIVATE_MAP,
-		flags, &restrictions, true, &area, &address);
+		flags, &placement, true, &area, &address);
 	if (status == B_OK) {
 		// the area's reference to the cache, as vm_clone_area() takes it
 		cache->AcquireRefLocked();

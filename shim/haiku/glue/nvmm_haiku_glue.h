@@ -7,7 +7,12 @@
 #ifndef _NVMM_HAIKU_GLUE_H_
 #define _NVMM_HAIKU_GLUE_H_
 
+#include <OS.h>
 #include <SupportDefs.h>
+
+
+// the protection of the areas the glue creates for the kernel's own use
+static const uint32 kKernelReadWrite = B_KERNEL_READ_AREA | B_KERNEL_WRITE_AREA;
 
 
 // cpu.cpp
