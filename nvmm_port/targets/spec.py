@@ -125,7 +125,7 @@ class TargetTable:
 class BuildTable:
     """``[build]``: how the rendered tree is built."""
 
-    system: str = _key(STRING, f"the build system: {' | '.join(BUILD_SYSTEMS)} (`gen.py build` runs kbuild)",
+    system: str = _key(STRING, f"the build system: {' | '.join(BUILD_SYSTEMS)} (`gen.py build` runs kbuild and jam)",
                        "none")
     module: str = _key(STRING, f"the kernel module's name ({NAME_RULE}; Kbuild, dkms.conf)", "nvmm")
     version: str = _key(STRING, "the module's version (Kbuild's NVMM_MODULE_VERSION, dkms.conf); default: the "
