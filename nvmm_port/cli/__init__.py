@@ -126,6 +126,24 @@ def _add_surface(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--format", choices=("text", "json"), default="text")
 
 
+def _add_drift(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "drift", help="what changed between two synced upstreams, and what it breaks in each target's spec",
+        description=("Compare two synced upstreams: files; primitives added, removed, or changed in kind or "
+                     "prototype; variation points added, removed, changed, moved or rebound (matched by content, "
+                     "so an added wrapper or a renamed scope cannot rebind an id silently); edits to shared code "
+                     "outside every variation point; newly used foreign identifiers. For each --target, what "
+                     "generate would refuse against TO and the entries whose upstream text changed. Exit 0 when "
+                     "no given target breaks, 1 when one does, 2 on error."))
+    p.add_argument("--from", dest="from_name", required=True, metavar="A",
+                   help="the upstream the specs were written for")
+    p.add_argument("--to", dest="to_name", required=True, metavar="B", help="the upstream to move to")
+    p.add_argument("--target", action="append", default=[], metavar="T",
+                   help="a target to check against B (repeatable): a name under shim/ or a spec directory")
+    p.add_argument("--format", choices=("md", "json"), default="md", help="output format (default md)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+
+
 def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "build", help="render the port tree if stale and build it (Kbuild: the kernel module)",
@@ -237,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extract(sub)
     _add_new_target(sub)
     _add_surface(sub)
+    _add_drift(sub)
     _add_build(sub)
     _add_e2e(sub)
     return parser
@@ -252,6 +271,7 @@ COMMANDS = {
     "new-target": ("cli.commands", "new_target"),
     "surface": ("cli.commands", "surface"),
     "extract-target": ("cli.commands", "extract_target"),
+    "drift": ("cli.commands", "drift"),
 }
 
 

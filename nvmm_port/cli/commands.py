@@ -61,6 +61,28 @@ def analyze(project: Project, args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- drift
+
+def drift(project: Project, args: argparse.Namespace) -> int:
+    import json
+
+    from ..targets.drift import drift as compare
+    from ..templating import render
+    d = compare(project, args.from_name, args.to_name, args.target, progress=_progress())
+    text = json.dumps(d.to_json(), indent=2) + "\n" if args.format == "json" else \
+        render("report/drift.md.j2", d=d, s=d.counts())
+    if args.output:
+        _write_atomic(Path(args.output), text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    for t in d.targets:
+        if t.broken:
+            print(f"drift: target {t.target} breaks on {d.to_name}: {len(t.refused)} refused by generate, "
+                  f"{len(t.review)} changed upstream to review", file=sys.stderr)
+    return 1 if d.broken else 0
+
+
 # ---- generate
 
 def generate(project: Project, args: argparse.Namespace) -> int:
