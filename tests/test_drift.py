@@ -161,3 +161,27 @@ def test_real_fork_haiku_against_dragonfly_2024(tmp_path: Path, capsys):
     assert t.broken and any("os_vmobj_map: changed upstream: review" in x for x in t.review)
     # the Linux spec's entry for __BIT#1 is held back, not applied to the new wrapper
     assert any("__BIT#1: changed upstream: review" in x for x in t.review)
+
+
+def test_stamped_entries_are_refused_when_upstream_changes_under_them(pair: Path, capsys):
+    """A stamped spec never fills a block it was not written for: against v2 the entry of the wrapped
+    block is refused and points at the block's new id; surface and generate say the same."""
+    assert main(["--project", str(pair), "stamp", "--target", "toyos", "--upstream", "mini"]) == 0
+    toml = (pair / "shim" / "toyos" / "target.toml").read_text()
+    assert toml.count("fingerprint = ") > 20
+    assert main(["--project", str(pair), "stamp", "--target", "toyos", "--upstream", "mini"]) == 0
+    assert "0 entries stamped against mini" in capsys.readouterr().out        # idempotent
+    assert main(["--project", str(pair), "surface", "--target", "toyos", "--upstream", "mini"]) == 0
+    capsys.readouterr()
+    run = "driver/x86/nvmm_x86_vmx.c:vmx_vcpu_run"
+    assert main(["--project", str(pair), "surface", "--target", "toyos", "--upstream", "mini2"]) == 1
+    surface_out = capsys.readouterr().out
+    assert main(["--project", str(pair), "generate", "--target", "toyos", "--upstream", "mini2",
+                 "--out", str(pair / "out")]) == 2
+    err = capsys.readouterr().err
+    for text in (surface_out, err):
+        assert f'[variation_points."{run}#1"]: changed upstream: review' in text
+        assert f"the block it was written for is now {run}#2" in text
+        assert '[variation_points."driver/nvmm_internal.h:NVMM_MAX_RAM#1"]: changed upstream: review' in text
+        assert "[primitives.os_pagemem_free]: changed upstream: review" in text
+    assert not (pair / "out").exists()

@@ -144,6 +144,17 @@ def _add_drift(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
 
 
+def _add_stamp(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "stamp", help="record in a spec the upstream text each entry was written against",
+        description=("Give every primitive and variation-point entry of TARGET's target.toml the fingerprint of "
+                     "upstream's definition or block it fills (fingerprint = \"...\"), changing nothing else. "
+                     "Validation then refuses an entry whose upstream text changed until it is reviewed and "
+                     "stamped again."))
+    p.add_argument("--target", required=True, help="a target name under shim/, or the path of a spec directory")
+    p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
+
+
 def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "build", help="render the port tree if stale and build it (Kbuild: the kernel module)",
@@ -256,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_new_target(sub)
     _add_surface(sub)
     _add_drift(sub)
+    _add_stamp(sub)
     _add_build(sub)
     _add_e2e(sub)
     return parser
@@ -272,6 +284,7 @@ COMMANDS = {
     "surface": ("cli.commands", "surface"),
     "extract-target": ("cli.commands", "extract_target"),
     "drift": ("cli.commands", "drift"),
+    "stamp": ("cli.commands", "stamp"),
 }
 
 

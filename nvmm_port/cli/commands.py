@@ -83,6 +83,15 @@ def drift(project: Project, args: argparse.Namespace) -> int:
     return 1 if d.broken else 0
 
 
+def stamp(project: Project, args: argparse.Namespace) -> int:
+    from ..targets.stamp import stamp as record
+    res = record(project, args.target, args.upstream, progress=_progress())
+    print(f"{res.toml_path}: {len(res.written)} entr{'y' if len(res.written) == 1 else 'ies'} stamped against "
+          f"{res.upstream}, {res.current} already current"
+          + (f", {len(res.absent)} not in {res.upstream}: {', '.join(res.absent)}" if res.absent else ""))
+    return 0
+
+
 # ---- generate
 
 def generate(project: Project, args: argparse.Namespace) -> int:

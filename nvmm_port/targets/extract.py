@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .. import tomlw
 from ..analysis import preprocessor as cpp
+from ..analysis.identity import primitive_fingerprint, vp_fingerprint
 from ..analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface, VariationPoint
 from ..errors import PortError
 from .spec import block_primitives, enclosing_primitive
@@ -55,6 +56,7 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
 
     for p in surface.primitives:
         out.append(f"[primitives.{tomlw.key(p.name)}]")
+        out.append(f"fingerprint = {tomlw.value(primitive_fingerprint(p))}")
         d = p.definitions.get(os_name) or p.definitions.get("all")
         if d is None:
             out.append("native = true    # not in this OS's contract: its kernel provides the name itself")
@@ -90,6 +92,7 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
         if enclosing_primitive(v, surface):
             continue   # filled by the enclosing primitive's body (os_return_needed)
         out.append(f"[variation_points.{tomlw.key(v.id)}]")
+        out.append(f"fingerprint = {tomlw.value(vp_fingerprint(v))}")
         lines = lines_of(v.file)
         kernel = v.file.startswith("driver/")
         br = _taken(surface.block(v), os_name, kernel)

@@ -6,6 +6,7 @@ import tomllib
 from typing import Any
 
 from .. import tomlw
+from ..analysis.identity import primitive_fingerprint, vp_fingerprint
 from ..analysis.model import Surface
 from ..errors import DiagnosticsError, PortError
 from ..project import Project
@@ -31,7 +32,8 @@ def scaffold(project: Project, name: str, surface: Surface, macro: str | None) -
     """target.toml of a new spec: a TODO entry per primitive and per variation point the spec must
     fill, each after what it means, where upstream uses it and the TOML that fills it (todos.py)."""
     sem = _semantics(project)
-    prims = [{"key": tomlw.key(p.name), "note": todos.primitive_note(p, sem.get(p.name), name, surface.upstream.oses)}
+    prims = [{"key": tomlw.key(p.name), "fingerprint": primitive_fingerprint(p),
+              "note": todos.primitive_note(p, sem.get(p.name), name, surface.upstream.oses)}
              for p in surface.primitives]
     vps = []
     for v in surface.variation_points:
@@ -39,7 +41,7 @@ def scaffold(project: Project, name: str, surface: Surface, macro: str | None) -
             continue     # rendered from the primitives' entries
         if enclosing_primitive(v, surface):
             continue     # inside a primitive defined once for every OS (its body fills it)
-        vps.append({"key": tomlw.key(v.id), "note": todos.vp_note(v, surface, name)})
+        vps.append({"key": tomlw.key(v.id), "fingerprint": vp_fingerprint(v), "note": todos.vp_note(v, surface, name)})
     text = render_template(
         "spec/new-target.toml.j2", name=name, os_name=name.replace("-", "_").replace(".", "_"),
         macro=macro or f"__{name}__", surface=surface, prims=prims, vps=vps)

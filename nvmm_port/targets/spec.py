@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import __version__, tomlw
 from ..analysis import cdecl
+from ..analysis.identity import primitive_fingerprint, vp_fingerprint
 from ..analysis.model import (
     FUNCTION_MACRO,
     OBJECT_MACRO,
@@ -218,6 +219,9 @@ class PrimitiveSpec:
     external: bool = _key(BOOLEAN, "out-of-line: implemented outside the generated tree (the glue's own files)",
                           False)
     native: bool = _key(BOOLEAN, "the target kernel provides the name itself: the contract defines nothing", False)
+    fingerprint: str | None = _key(STRING, "upstream's definition this entry was written against "
+                                           "(`gen.py stamp` writes it): when upstream changes it, the entry is "
+                                           "refused until reviewed")
     note: str | None = _key(STRING, "free text for the porter (ignored)")
     source: str = _internal("")          # the fragment's text, when ``file`` names one
     where: str = _internal("")           # "[primitives.NAME]", for messages
@@ -239,6 +243,9 @@ class VPSpec:
     items: list[str] | None = field(default=None, metadata=_meta(
         STRINGS, 'contract blocks: the arm in order, `"@primitive"` for a primitive\'s rendered definition, '
                  "other strings as C text"))
+    fingerprint: str | None = _key(STRING, "upstream's block this entry was written against (`gen.py stamp` "
+                                           "writes it): when upstream changes the block, or the id comes to name "
+                                           "another one, the entry is refused until reviewed")
     note: str | None = _key(STRING, "free text for the porter (ignored)")
     where: str = _internal("")
     line: int = _internal(0)
@@ -704,14 +711,37 @@ def validate(spec: TargetSpec, surface: Surface) -> list[Diagnostic]:
                                  f"contract ({surface.contract_file}, {lock})",
                                  "remove it, or run `gen.py analyze` to see the contract"))
             continue
+        if p.fingerprint and p.fingerprint != primitive_fingerprint(prims[name]):
+            diags.append(spec.at(("primitives", name, "fingerprint"),
+                                 f"{p.where}: changed upstream: review (written against {p.fingerprint}, upstream "
+                                 f"{up.name} has {primitive_fingerprint(prims[name])}: its kind or definitions "
+                                 f"changed)",
+                                 "check the entry against the contract (`gen.py drift` shows what changed), then "
+                                 "`gen.py stamp --target " + spec.name + "` records it"))
+            continue
         if p.todo is None:
             diags.extend(_check_primitive(spec, p, prims[name], surface))
+    vp_prints = {v.id: vp_fingerprint(v) for v in surface.variation_points}
     for vid, v in spec.variation_points.items():
+        now = [x for x, fp in vp_prints.items() if v.fingerprint and fp == v.fingerprint]
         if vid not in vp_ids:
             near = sorted(x for x in vp_ids if x.split(":")[0] == vid.split(":")[0])
+            if now:
+                diags.append(spec.at(("variation_points", vid), f"{v.where}: the block this entry was written for is "
+                                     f"now {now[0]} in {up.name} ({lock})", f"rename the entry to "
+                                     f'[variation_points."{now[0]}"]'))
+                continue
             diags.append(spec.at(("variation_points", vid), f"{v.where}: no such variation point in {up.name} "
                                  f"({lock})", "it no longer exists upstream (or its id changed); variation points "
                                  f"of that file: {', '.join(near) or 'none'}"))
+            continue
+        if v.fingerprint and v.fingerprint != vp_prints[vid]:
+            moved = f"; the block it was written for is now {now[0]}" if now else ""
+            diags.append(spec.at(("variation_points", vid, "fingerprint"),
+                                 f"{v.where}: changed upstream: review (written against {v.fingerprint}, upstream "
+                                 f"{up.name} has {vp_prints[vid]}{moved})",
+                                 "read upstream's block again (`gen.py drift` shows what changed), fix the entry, "
+                                 "then `gen.py stamp --target " + spec.name + "` records the new text"))
             continue
         if v.todo is not None:
             continue
