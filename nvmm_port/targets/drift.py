@@ -25,14 +25,14 @@ after upstream moves").  Nothing is written.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .. import ui
-from ..analysis.model import Primitive, Surface, VariationPoint
+from ..analysis.identity import definition_text, vp_arms, vp_fingerprint
+from ..analysis.model import Surface, VariationPoint
 from ..errors import PortError
 from ..project import Project
 from .spec import load_spec, resolve_target, validate
@@ -134,44 +134,19 @@ class Drift:
 # Variation points by content
 
 
-def _norm(text: str) -> str:
-    """A block's text with whitespace runs made one space and blank lines dropped."""
-    return "\n".join(" ".join(ln.split()) for ln in text.splitlines() if ln.strip())
-
-
-def _arms(vp: VariationPoint, oses: list[str]) -> dict[str, str]:
-    """The normalised body a variation point compiles for each OS of ``oses`` (absent: not compiled)."""
-    out: dict[str, str] = {}
-    for os in oses:
-        for b in vp.branches:
-            if os in b.oses:
-                out[os] = _norm(b.text)
-                break
-    return out
-
-
 #: How similar (difflib ratio of the arms FROM's OSes compile) a block must be to count as the same
 #: block edited, when it is found nowhere verbatim.
 SIMILAR = 0.75
 
 
 def _joined(vp: VariationPoint, oses: list[str]) -> str:
-    arms = _arms(vp, oses)
+    arms = vp_arms(vp, oses)
     return "\n\0\n".join(f"{os}\n{arms[os]}" for os in sorted(arms))
 
 
 def _arm_diff(v: VariationPoint, w: VariationPoint, oses: list[str]) -> list[str]:
-    before, after = _arms(v, oses), _arms(w, oses)
+    before, after = vp_arms(v, oses), vp_arms(w, oses)
     return sorted(os for os in set(before) | set(after) if before.get(os) != after.get(os))
-
-
-def fingerprint(vp: VariationPoint, oses: list[str]) -> str:
-    """What identifies a block across revisions: its file and what it compiles for ``oses``."""
-    arms = _arms(vp, oses)
-    h = hashlib.sha256(vp.file.encode())
-    for os in sorted(arms):
-        h.update(b"\0" + os.encode() + b"\0" + arms[os].encode())
-    return h.hexdigest()[:16]
 
 
 def _vp_changes(a: Surface, b: Surface) -> tuple[list[VPChange], dict[str, str]]:
@@ -181,14 +156,14 @@ def _vp_changes(a: Surface, b: Surface) -> tuple[list[VPChange], dict[str, str]]
     b_by_id = {v.id: v for v in b.variation_points}
     b_by_fp: dict[str, list[VariationPoint]] = {}
     for v in b.variation_points:
-        b_by_fp.setdefault(fingerprint(v, oses), []).append(v)
+        b_by_fp.setdefault(vp_fingerprint(v, oses), []).append(v)
     changes: list[VPChange] = []
     moved_to: dict[str, str] = {}
     matched_b: set[str] = set()
     for v in a.variation_points:
-        fp = fingerprint(v, oses)
+        fp = vp_fingerprint(v, oses)
         same = b_by_id.get(v.id)
-        if same is not None and fingerprint(same, oses) == fp:
+        if same is not None and vp_fingerprint(same, oses) == fp:
             moved_to[v.id] = v.id
             matched_b.add(v.id)
             # an arm written for a new OS (an #else that now also covers it is not one)
@@ -242,18 +217,6 @@ def _vp_changes(a: Surface, b: Surface) -> tuple[list[VPChange], dict[str, str]]
 # Primitives
 
 
-def _signature(p: Primitive, os: str) -> str:
-    """One OS branch's definition as the contract states it: a function's prototype, else its text."""
-    d = p.definitions.get(os)
-    if d is None:
-        return ""
-    sig = d.signature
-    if sig:
-        params = ", ".join(x.get("type", "") for x in sig.get("params", []))
-        return f"{sig.get('returns', '')} {p.name}({params}{', ...' if sig.get('variadic') else ''})"
-    return _norm(d.text)
-
-
 def _primitive_changes(a: Surface, b: Surface) -> list[PrimitiveChange]:
     """Primitives added or removed, and for those in both: a changed kind, a changed common
     prototype (the definition outside every OS branch), a lost or new common definition, or an arm
@@ -274,12 +237,13 @@ def _primitive_changes(a: Surface, b: Surface) -> list[PrimitiveChange]:
         if x.kind != y.kind:
             out.append(PrimitiveChange(name, "kind", x.kind, y.kind, sites))
         elif ("all" in x.definitions) != ("all" in y.definitions):
-            out.append(PrimitiveChange(name, "common definition", _signature(x, "all") or "per-OS only",
-                                       _signature(y, "all") or "per-OS only", sites))
-        elif _signature(x, "all") != _signature(y, "all"):
-            out.append(PrimitiveChange(name, "prototype", _signature(x, "all"), _signature(y, "all"), sites))
+            out.append(PrimitiveChange(name, "common definition", definition_text(x, "all") or "per-OS only",
+                                       definition_text(y, "all") or "per-OS only", sites))
+        elif definition_text(x, "all") != definition_text(y, "all"):
+            out.append(PrimitiveChange(name, "prototype", definition_text(x, "all"), definition_text(y, "all"),
+                                       sites))
         else:
-            arms = [os for os in sorted(x.definitions) if os != "all" and _signature(x, os) != _signature(y, os)]
+            arms = [os for os in sorted(x.definitions) if os != "all" and definition_text(x, os) != definition_text(y, os)]
             if arms:
                 out.append(PrimitiveChange(name, "arms", ", ".join(arms), "changed", sites))
     return out
