@@ -243,7 +243,8 @@ def _primitive_changes(a: Surface, b: Surface) -> list[PrimitiveChange]:
             out.append(PrimitiveChange(name, "prototype", definition_text(x, "all"), definition_text(y, "all"),
                                        sites))
         else:
-            arms = [os for os in sorted(x.definitions) if os != "all" and definition_text(x, os) != definition_text(y, os)]
+            arms = [os for os in sorted(x.definitions)
+                    if os != "all" and definition_text(x, os) != definition_text(y, os)]
             if arms:
                 out.append(PrimitiveChange(name, "arms", ", ".join(arms), "changed", sites))
     return out
