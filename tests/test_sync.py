@@ -273,6 +273,12 @@ def test_sync_dir_each_layout(tmp_path, proj, capsys, name):
     if name == "haiku":
         assert not any(p.startswith("driver/include") for p in cache_listing(cache(proj)))
         assert lock.source["paths"][0]["exclude"] == ["src/add-ons/kernel/drivers/nvmm/include/**"]
+        # never silently: what the layout's excludes leave out is named
+        assert "2 file(s) under the layout's folders left out by its excludes: " \
+            "src/add-ons/kernel/drivers/nvmm/include/machine/ (1), src/add-ons/kernel/drivers/nvmm/include/sys/ (1)" \
+            in err
+    else:
+        assert "left out" not in err
 
 
 def test_exclude_globs_leave_files_out_and_are_recorded(tmp_path, proj, capsys):

@@ -455,6 +455,7 @@ def _plan(spec: Spec, tree: GitTree | DirTree, warnings: list[str]) -> Plan:
                      for m in maps if m.dest == TESTS_DEST}
     present: dict[str, int] = {m.src: 0 for m in maps}
     files: dict[str, tuple[str, str]] = {}
+    left_out: list[str] = []
     for rel, obj in sorted(listing.items()):
         m = owning_map(maps, rel)
         if m is None:
@@ -464,6 +465,7 @@ def _plan(spec: Spec, tree: GitTree | DirTree, warnings: list[str]) -> Plan:
             continue
         internal = map_path(maps, rel, groups_by_map.get(m.src))
         if internal is None:
+            left_out.append(rel)
             continue
         if not safe_rel(internal):
             raise PortError(f"cannot import {rel!r}: unsafe path", where, "exclude it with --exclude")
@@ -472,6 +474,14 @@ def _plan(spec: Spec, tree: GitTree | DirTree, warnings: list[str]) -> Plan:
                             f"leave one out with --exclude {rel}")
         files[internal] = (rel, obj)
 
+    if left_out:
+        # never silently: the layout's excludes leave these out (Haiku's include/ copy of BSD headers)
+        dirs: dict[str, int] = {}
+        for rel in left_out:
+            d = rel.rsplit("/", 1)[0]
+            dirs[d] = dirs.get(d, 0) + 1
+        warnings.append(f"{where}: {len(left_out)} file(s) under the layout's folders left out by its excludes: "
+                        + ", ".join(f"{d}/ ({n})" for d, n in sorted(dirs.items())))
     if explicit:
         for m in maps:
             if not present[m.src]:
