@@ -389,6 +389,21 @@ def test_explicit_paths_known_and_custom(tmp_path, proj, capsys):
     assert "tests/h_mem_assist/h_mem_assist_asm.S" in cache_listing(cache(proj, "other"))
 
 
+def test_optional_path_absent_at_a_revision_is_skipped_with_a_warning(tmp_path, proj, capsys):
+    """One path list for a series of revisions: a folder marked '?' that a revision lacks is skipped
+    and said; unmarked, it is an error that suggests the mark."""
+    repo = make_repo(tmp_path / "repo")
+    rc, out, err = run(capsys, proj, "--name", "up", "--git", str(repo), "--path", "sys/dev/nvmm",
+                       "--path", "lib/libnvmm", "--path", "tests/lib/nvmm-later:tests?")
+    assert rc == 0, err
+    assert "optional --path tests/lib/nvmm-later is not in this revision: skipped" in err
+    lock = Lock.load(proj / "upstream" / "up.lock")
+    assert [p["from"] for p in lock.source["paths"]] == ["sys/dev/nvmm", "lib/libnvmm"]
+    rc, _, err = run(capsys, proj, "--name", "up2", "--git", str(repo), "--path", "sys/dev/nvmm",
+                     "--path", "tests/lib/nvmm-later:tests")
+    assert rc == 2 and "(--path tests/lib/nvmm-later?)" in err
+
+
 def test_remote_url_uses_a_shallow_clone(tmp_path, proj, capsys):
     repo = make_repo(tmp_path / "repo")
     head = git("rev-parse", "HEAD", cwd=repo)

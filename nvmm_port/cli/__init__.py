@@ -51,9 +51,11 @@ def _add_sync(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                           "or a remote URL (shallow sparse clone)")
     src.add_argument("--dir", metavar="PATH", help="a directory laid out like DragonFly, NetBSD or Haiku")
     p.add_argument("--ref", help="git ref or commit to import (with --git; default HEAD)")
-    p.add_argument("--path", action="append", default=[], metavar="SUBDIR[:DEST]",
+    p.add_argument("--path", action="append", default=[], metavar="SUBDIR[:DEST][?]",
                    help="with --git: a subdirectory to import, optionally with its place in the internal view "
-                        "(driver, driver/x86, libnvmm, tests); repeatable. Default: detect a known layout")
+                        "(driver, driver/x86, libnvmm, tests); repeatable. A trailing '?' makes it optional: "
+                        "absent at the ref, it is skipped with a warning (one path list for a series of "
+                        "revisions). Default: detect a known layout")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help="source paths to leave out (glob, relative to the repository); repeatable")
     p.add_argument("--check", action="store_true",

@@ -44,6 +44,7 @@ class PathMap:
     src: str
     dest: str
     exclude: tuple[str, ...] = ()
+    optional: bool = field(default=False, compare=False)    # --path SUBDIR?: may be absent at a revision
 
     def owns(self, rel_path: str) -> bool:
         return rel_path.startswith(self.src + "/")

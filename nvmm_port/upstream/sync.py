@@ -325,7 +325,10 @@ def _parse_path_args(values: list[str]) -> list[PathMap] | None:
     if not values:
         return None
     maps: list[PathMap] = []
-    for value in values:
+    for given in values:
+        # a trailing '?' makes the folder optional: absent at a revision, it is skipped with a warning
+        optional = given.endswith("?")
+        value = given[:-1] if optional else given
         head, colon, tail = value.rpartition(":")
         src_text, dest = (head, tail) if colon and tail in DESTS else (value, None)
         if colon and dest is None and not known_map(clean_rel(value)):
@@ -343,7 +346,7 @@ def _parse_path_args(values: list[str]) -> list[PathMap] | None:
         exclude = known.exclude if known is not None and known.dest == dest else ()
         if any(m.src == src for m in maps):
             raise PortError(f"--path {src} is given twice", None, "give each folder once")
-        maps.append(PathMap(src, dest, exclude))
+        maps.append(PathMap(src, dest, exclude, optional))
     return maps
 
 
@@ -484,9 +487,13 @@ def _plan(spec: Spec, tree: GitTree | DirTree, warnings: list[str]) -> Plan:
                         + ", ".join(f"{d}/ ({n})" for d, n in sorted(dirs.items())))
     if explicit:
         for m in maps:
-            if not present[m.src]:
+            if not present[m.src] and m.optional:
+                warnings.append(f"{where}: optional --path {m.src} is not in this revision: skipped")
+            elif not present[m.src]:
                 raise PortError(f"path '{m.src}' not found", where,
-                                "check --path against the tree (git ls-tree) or the ref")
+                                "check --path against the tree (git ls-tree) or the ref, or mark it optional "
+                                f"(--path {m.src}?)")
+        maps = [m for m in maps if present[m.src]]
         if not any(m.dest.startswith("driver") for m in maps):
             raise PortError("no --path goes to the driver", where,
                             "add --path SUBDIR:driver for the folder holding nvmm.c")
