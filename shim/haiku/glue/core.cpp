@@ -75,12 +75,20 @@ nvmm_haiku_mtx_destroy(nvmm_haiku_mutex* lock)
 }
 
 
+/*!	NVMM takes some mutexes with preemption off (the VMX ASID lock inside
+	vmx_vmcs_enter()): a thread that may not be rescheduled must not block,
+	so it spins until the holder, running elsewhere, lets go.
+*/
 extern "C" void
 nvmm_haiku_mtx_lock(nvmm_haiku_mutex* lock)
 {
 	nvmm_mutex* mtx = to_mutex(lock);
 
-	mutex_lock(&mtx->lock);
+	if (nvmm_haiku_preempt_disabled()) {
+		while (mutex_trylock(&mtx->lock) != B_OK)
+			cpu_pause();
+	} else
+		mutex_lock(&mtx->lock);
 	__atomic_store_n(&mtx->owner, thread_get_current_thread_id(),
 		__ATOMIC_RELAXED);
 }

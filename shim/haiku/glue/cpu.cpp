@@ -379,19 +379,39 @@ nvmm_haiku_fpu_uninit(void)
 }
 
 
+/*!	The window around a VM entry also keeps this CPU's GDTR and IDTR: a VMX
+	exit sets both limits to 0xffff (Intel SDM Vol. 3C, 28.5.2), which would
+	let a selector past the end of the GDT load whatever memory follows it.
+	They are put back as they were before the entry (SVM leaves them alone;
+	reloading the same values costs little).
+*/
+struct host_tables {
+	nvmm_descriptor_register	gdtr;
+	nvmm_descriptor_register	idtr;
+};
+
+static host_tables sHostTables[SMP_MAX_CPUS];
+
+
 extern "C" void
 nvmm_haiku_fpu_enter(void)
 {
-	save_area(sHostAreas + (size_t)sHostAreaSize * smp_get_current_cpu(),
-		sHostXcr0);
+	int cpu = smp_get_current_cpu();
+
+	asm volatile("sgdt %0" : "=m" (sHostTables[cpu].gdtr));
+	asm volatile("sidt %0" : "=m" (sHostTables[cpu].idtr));
+	save_area(sHostAreas + (size_t)sHostAreaSize * cpu, sHostXcr0);
 }
 
 
 extern "C" void
 nvmm_haiku_fpu_leave(void)
 {
-	restore_area(sHostAreas + (size_t)sHostAreaSize * smp_get_current_cpu(),
-		sHostXcr0);
+	int cpu = smp_get_current_cpu();
+
+	asm volatile("lgdt %0" : : "m" (sHostTables[cpu].gdtr));
+	asm volatile("lidt %0" : : "m" (sHostTables[cpu].idtr));
+	restore_area(sHostAreas + (size_t)sHostAreaSize * cpu, sHostXcr0);
 }
 
 

@@ -21,12 +21,20 @@
  *    for a whole area; a clone cannot map part of an area, and a vCPU's comm
  *    page is one page of its machine's object), shared (B_SHARED_AREA, so a
  *    fork shares rather than copies it) and, when NVMM asks for a fixed
- *    address, replacing what the team had there;
+ *    address, replacing what the team had there (unmapped first as munmap()
+ *    does it: waiting for wired ranges, refusing kernel areas).  The view is
+ *    a kernel area (B_KERNEL_AREA): the team can use it but neither resize,
+ *    cut nor delete it, since resizing one area of a cache resizes all of
+ *    them, the kernel view included.  The object records its team views;
+ *    they go when NVMM unmaps them, else when the object is released (a
+ *    comm page, which libnvmm's munmap() cannot remove, lives as long as
+ *    its machine);
  *  - the guest view is the nested pmap of shim/common/npt, which locks the
  *    page a guest touches (lock_memory_etc, get_memory_map_etc) for as long
  *    as it is entered in the tables.
- * The team's views hold a reference to the cache, not to the object: they
- * stay valid after the object is released, as an mmap outlives its file.
+ * Unmapping from a team removes only the views recorded for that team: the
+ * team NVMM runs in when a machine dies (a close from another team that
+ * inherited the file) may have anything at those addresses.
  *
  * Guest address spaces (os_vmspace_t) are a struct pmap: the nested pmap,
  * its lock and the vm_map NVMM maps objects into.  Removing guest mappings
@@ -45,6 +53,7 @@
 #include <kernel.h>
 #include <lock.h>
 #include <smp.h>
+#include <team.h>
 #include <util/AutoLock.h>
 #include <vm/vm.h>
 #include <vm/vm_page.h>
@@ -78,6 +87,14 @@ static const uint32 kMsrVmxEptVpidCap = 0x48c;
 static const uint64 kEptCapExecuteOnly = 1;
 
 
+struct team_view {
+	team_view*			next;
+	team_id				team;
+	area_id				area;
+	addr_t				base;
+	size_t				size;
+};
+
 struct nvmm_haiku_vmobj {
 	nvmm_haiku_vmobj*	next;		// in sObjects
 	int32				refs;
@@ -85,6 +102,7 @@ struct nvmm_haiku_vmobj {
 	addr_t				base;
 	size_t				size;
 	VMCache*			cache;		// the area's, referenced
+	team_view*			views;		// in teams, under sObjectsLock
 };
 
 struct pmap {
@@ -100,7 +118,7 @@ struct vm_map nvmm_haiku_kernel_map = { NVMM_HAIKU_MAP_KERNEL, NULL, NULL };
 struct vm_map nvmm_haiku_curproc_map = { NVMM_HAIKU_MAP_CURPROC, NULL, NULL };
 }
 
-// Every memory object, to find the one a kernel view belongs to.
+// Every memory object, to find the one a kernel or team view belongs to.
 static mutex sObjectsLock = MUTEX_INITIALIZER("nvmm objects");
 static nvmm_haiku_vmobj* sObjects;
 
@@ -292,6 +310,7 @@ os_vmobj_rel(nvmm_haiku_vmobj* obj)
 	if (obj == NULL || atomic_add(&obj->refs, -1) != 1)
 		return;
 
+	team_view* views;
 	{
 		MutexLocker locker(sObjectsLock);
 		for (nvmm_haiku_vmobj** link = &sObjects; *link != NULL;
@@ -301,6 +320,16 @@ os_vmobj_rel(nvmm_haiku_vmobj* obj)
 				break;
 			}
 		}
+		views = obj->views;
+		obj->views = NULL;
+	}
+
+	// Views NVMM did not unmap (comm pages); gone already if their team is.
+	while (views != NULL) {
+		team_view* view = views;
+		views = view->next;
+		vm_delete_area(view->team, view->area, true);
+		free(view);
 	}
 
 	delete_area(obj->area);
@@ -374,8 +403,9 @@ unmap_kernel(unsigned long start, unsigned long end, bool wired)
 }
 
 
-/*!	The calling team's view: a new area of the team over the object's cache,
-	at exactly *\a va if \a fixed (replacing what the team has there).
+/*!	The calling team's view: a new kernel area of the team over the
+	object's cache, at exactly *\a va if \a fixed (replacing what the team
+	has there, as munmap() would: never a kernel area, never while wired).
 */
 static int
 map_user(nvmm_haiku_vmobj* obj, size_t offset, size_t size, bool fixed,
@@ -384,12 +414,17 @@ map_user(nvmm_haiku_vmobj* obj, size_t offset, size_t size, bool fixed,
 	if (fixed && !is_user_address_range((void*)*va, size))
 		return NVMM_HAIKU_EINVAL;
 
-	VMAddressSpace* addressSpace = VMAddressSpace::GetCurrent();
-	if (addressSpace == NULL)
-		return NVMM_HAIKU_EINVAL;
+	team_view* view = (team_view*)malloc(sizeof(team_view));
+	if (view == NULL)
+		return NVMM_HAIKU_ENOMEM;
 
 	virtual_address_restrictions placement = {};
 	if (fixed) {
+		status_t status = _user_unmap_memory((void*)*va, size);
+		if (status != B_OK) {
+			free(view);
+			return bsd_error(status);
+		}
 		placement.address = (void*)*va;
 		placement.address_specification = B_EXACT_ADDRESS;
 	} else {
@@ -397,8 +432,12 @@ map_user(nvmm_haiku_vmobj* obj, size_t offset, size_t size, bool fixed,
 		placement.address_specification = B_RANDOMIZED_ANY_ADDRESS;
 	}
 
-	uint32 flags = CREATE_AREA_DONT_COMMIT_MEMORY
-		| (fixed ? CREATE_AREA_UNMAP_ADDRESS_RANGE : 0);
+	VMAddressSpace* addressSpace = VMAddressSpace::GetCurrent();
+	if (addressSpace == NULL) {
+		free(view);
+		return NVMM_HAIKU_EINVAL;
+	}
+
 	VMArea* area;
 	void* address;
 
@@ -406,36 +445,69 @@ map_user(nvmm_haiku_vmobj* obj, size_t offset, size_t size, bool fixed,
 	VMCache* cache = obj->cache;
 	cache->Lock();
 	status_t status = vm_map_cache(addressSpace, cache, offset, "nvmm memory",
-		size, B_NO_LOCK, area_protection(prot) | B_SHARED_AREA,
+		size, B_NO_LOCK,
+		area_protection(prot) | B_SHARED_AREA | B_KERNEL_AREA,
 		area_protection(maxprot) & B_USER_PROTECTION, REGION_NO_PRIVATE_MAP,
-		flags, &placement, true, &area, &address);
+		CREATE_AREA_DONT_COMMIT_MEMORY, &placement, false, &area, &address);
 	if (status == B_OK) {
 		// the area's reference to the cache, as vm_clone_area() takes it
 		cache->AcquireRefLocked();
 		area->cache_type = CACHE_TYPE_RAM;
+		view->team = addressSpace->ID();
+		view->area = area->id;
+		view->base = (addr_t)address;
+		view->size = size;
 	}
 	cache->Unlock();
 	addressSpace->WriteUnlock();
 	addressSpace->Put();
 
-	if (status != B_OK)
+	if (status != B_OK) {
+		free(view);
 		return bsd_error(status);
-	*va = (addr_t)address;
+	}
+
+	MutexLocker locker(sObjectsLock);
+	view->next = obj->views;
+	obj->views = view;
+	*va = view->base;
 	return 0;
 }
 
 
+/*!	Removes the calling team's views of memory objects within [start, end):
+	only areas NVMM made, whatever else the team has there.
+*/
 static void
 unmap_user(unsigned long start, unsigned long end)
 {
-	VMAddressSpace* addressSpace = VMAddressSpace::GetCurrent();
-	if (addressSpace == NULL)
-		return;
+	team_id team = team_get_current_team_id();
+	team_view* found = NULL;
 
-	addressSpace->WriteLock();
-	vm_unmap_address_range(addressSpace, start, end - start, true);
-	addressSpace->WriteUnlock();
-	addressSpace->Put();
+	{
+		MutexLocker locker(sObjectsLock);
+		for (nvmm_haiku_vmobj* obj = sObjects; obj != NULL; obj = obj->next) {
+			team_view** link = &obj->views;
+			while (*link != NULL) {
+				team_view* view = *link;
+				if (view->team == team && view->base >= start
+						&& view->base + view->size <= end) {
+					*link = view->next;
+					view->next = found;
+					found = view;
+				} else
+					link = &view->next;
+			}
+		}
+	}
+
+	while (found != NULL) {
+		team_view* view = found;
+		found = view->next;
+		// waits while a range of the area is wired
+		vm_delete_area(team, view->area, true);
+		free(view);
+	}
 }
 
 

@@ -70,14 +70,16 @@ nvmm_haiku_root_owner(void)
 	return &nvmm_root_owner;
 }
 
-/* A file is gone: its machines die with it (the root owner's outlive it). */
+/*
+ * A file is gone: the machines it owns die with it.  A file opened as root
+ * owns every machine; the root owner itself is static and never freed.
+ */
 void
 nvmm_haiku_owner_free(struct nvmm_owner *owner)
 {
-	if (owner == &nvmm_root_owner)
-		return;
 	nvmm_kill_machines(owner);
-	os_mem_free(owner, sizeof(*owner));
+	if (owner != &nvmm_root_owner)
+		os_mem_free(owner, sizeof(*owner));
 }
 
 int
