@@ -345,7 +345,9 @@ class Analyzer:
                     kind = STATIC_INLINE if d.is_definition else OUT_OF_LINE
                 else:
                     continue
-                text = text_of(d.start_line, d.end_line, dead)
+                # a function keeps its whole text, branches for other OSes inside it included (a
+                # fork's `#ifndef __HAIKU__` around os_return_needed): it is what upstream writes
+                text = text_of(d.start_line, d.end_line, set() if kind == STATIC_INLINE else dead)
                 try:
                     sig = cdecl.parse_signature(text).to_json() if kind in (STATIC_INLINE, OUT_OF_LINE) else None
                 except cdecl.SignatureError as exc:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 from .. import tomlw
 from ..analysis import preprocessor as cpp
 from ..analysis.identity import primitive_fingerprint, vp_fingerprint
 from ..analysis.model import FUNCTION_MACRO, OBJECT_MACRO, OUT_OF_LINE, STATIC_INLINE, TYPEDEF, Surface, VariationPoint
 from ..errors import PortError
+from ..templating import template
 from .spec import block_primitives, enclosing_primitive
 
 HEADER = """\
@@ -65,6 +67,9 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
         if d.kind == OUT_OF_LINE:
             out.append(f"kind = {tomlw.value(OUT_OF_LINE)}")
             out.append(f"external = true    # body in upstream's nvmm_{os_name}.c, outside the synced tree")
+            if p.name in inside_vp:
+                # a prototype inside an OS arm is part of that arm's text: written out as it stands
+                out.append(f"declaration = {tomlw.value(d.text, True)}")
         elif d.kind in (OBJECT_MACRO, FUNCTION_MACRO):
             out.append(f"kind = {tomlw.value(d.kind)}")
             head, body = _macro_parts(d.text, d.params is not None)
@@ -82,10 +87,16 @@ def extract(surface: Surface, root: Path, os_name: str, name: str | None = None)
                 branch = _branch_text(surface, vp, os_name, vp.file.startswith("driver/"))
                 out.append(f"body = {tomlw.value(branch or '', True)}")
             else:
-                returns, params, body = _inline_parts(d.text)
-                out.append(f"returns = {tomlw.value(returns)}")
-                out.append(f"params = {tomlw.value(params)}")
-                out.append(f"body = {tomlw.value(body, True)}")
+                parts = _inline_parts(d.text)
+                if parts is not None and _renders_as(p.name, parts, d.text):
+                    returns, params, body = parts
+                    out.append(f"returns = {tomlw.value(returns)}")
+                    out.append(f"params = {tomlw.value(params)}")
+                    out.append(f"body = {tomlw.value(body, True)}")
+                else:
+                    # not in the template's shape (static without inline, attributes, a head over
+                    # several lines): the definition written out as it stands
+                    out.append(f"declaration = {tomlw.value(d.text, True)}")
         out.append("")
 
     for v in surface.variation_points:
@@ -149,14 +160,21 @@ def _macro_parts(text: str, function_like: bool) -> tuple[str, str]:
     return head, "\n".join(ln for ln in body_lines if ln != "" or len(body_lines) == 1).strip()
 
 
-def _inline_parts(text: str) -> tuple[str, list[str], str]:
-    """static inline RET NAME(PARAMS) { BODY } -> RET, [param declarations], BODY."""
+def _renders_as(name: str, parts: tuple[str, list[str], str], text: str) -> bool:
+    """Whether the contract template gives back exactly ``text`` from these parts."""
+    returns, params, body = parts
+    entry = SimpleNamespace(name=name, returns=returns, params=params, body=body, declaration=None)
+    return bool(template("contract/primitives.j2").render(p=entry, kind="inline").strip("\n") == text)
+
+
+def _inline_parts(text: str) -> tuple[str, list[str], str] | None:
+    """static inline RET NAME(PARAMS) { BODY } -> RET, [param declarations], BODY (None: not that shape)."""
     head, _, rest = text.partition("{")
     body = rest.rsplit("}", 1)[0].strip("\n")
     head = " ".join(head.split())
     m = re.match(r"static\s+(?:__inline|inline)\s+(.*?)\s*\b(\w+)\s*\((.*)\)\s*$", head)
     if not m:
-        raise PortError(f"cannot split the static inline '{head}'", "nvmm_os.h", "extract it by hand")
+        return None
     params, depth, cur = [], 0, ""
     for c in m.group(3):
         if c == "," and depth == 0:

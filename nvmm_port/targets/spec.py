@@ -210,8 +210,8 @@ class PrimitiveSpec:
                  "prototypes: the parameter declarations"))
     body: str | None = _key(STRING, "a macro's replacement text, or the statements of a static inline")
     type: str | None = _key(STRING, "typedef: the type (`typedef <type> NAME;`)")
-    declaration: str | None = _key(STRING, "typedef or out-of-line prototype written out in full (instead of "
-                                           "`type`, `returns` and `params`)")
+    declaration: str | None = _key(STRING, "typedef, out-of-line prototype or static function written out in "
+                                           "full (instead of `type`, `returns`, `params` and `body`)")
     returns: str | None = _key(STRING, "static inline, or an out-of-line function's prototype in the contract "
                                        "header: the return type")
     file: str | None = _key(STRING, "out-of-line: the fragment holding the function's complete C definition, "
@@ -580,15 +580,16 @@ class _Loader:
             return p
         need = {OBJECT_MACRO: ("body",), FUNCTION_MACRO: ("params", "body"), STATIC_INLINE: ("body",)}.get(p.kind, ())
         for k in need:
-            if getattr(p, k) is None and k not in entry and not (k == "body" and p.file):
+            if getattr(p, k) is None and k not in entry and not (k == "body" and (p.file or p.declaration)):
                 self.error(key, f"{where} ({p.kind}) needs '{k}'", f"add {k} = ...")
         if p.kind == FUNCTION_MACRO and p.params is not None:
             for i, param in enumerate(p.params):
-                if param == "..." and i == len(p.params) - 1:
-                    continue
+                if i == len(p.params) - 1 and (param == "..." or (param.endswith("...")
+                                                   and _C_IDENT.match(param[:-3]))):
+                    continue    # variadic, ISO (`...`) or GNU named (`args...`)
                 if not _C_IDENT.match(param) or param in _C_KEYWORDS:
                     self.error(key + ("params", i), f"{where} params has '{param}', which is not a macro "
-                               "parameter name", "write C identifiers (and '...' last for a variadic macro)")
+                               "parameter name", "write C identifiers (and '...' or 'name...' last for a variadic macro)")
             dup = sorted({x for x in p.params if p.params.count(x) > 1})
             if dup:
                 self.error(key + ("params",), f"{where} params repeats {', '.join(dup)}", "name each parameter once")
@@ -844,7 +845,7 @@ def _check_primitive(spec: TargetSpec, p: PrimitiveSpec, up: Primitive, surface:
         out.append(spec.at(key + ("kind",), f'{p.where} kind = "{p.kind}", but {p.name} is a type upstream '
                            f"({shown})", 'write kind = "typedef" with type = "..."'))
         return out
-    if p.kind == STATIC_INLINE and p.returns is None and "all" not in up.definitions:
+    if p.kind == STATIC_INLINE and p.returns is None and p.declaration is None and "all" not in up.definitions:
         out.append(spec.at(key, f"{p.where} (static inline) needs 'returns' and 'params': upstream defines "
                            f"{p.name} per OS ({shown})", 'add returns = "..." and params = [...]'))
         return out
