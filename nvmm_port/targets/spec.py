@@ -589,7 +589,8 @@ class _Loader:
                     continue    # variadic, ISO (`...`) or GNU named (`args...`)
                 if not _C_IDENT.match(param) or param in _C_KEYWORDS:
                     self.error(key + ("params", i), f"{where} params has '{param}', which is not a macro "
-                               "parameter name", "write C identifiers (and '...' or 'name...' last for a variadic macro)")
+                               "parameter name",
+                               "write C identifiers (and '...' or 'name...' last for a variadic macro)")
             dup = sorted({x for x in p.params if p.params.count(x) > 1})
             if dup:
                 self.error(key + ("params",), f"{where} params repeats {', '.join(dup)}", "name each parameter once")
