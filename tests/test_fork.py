@@ -47,3 +47,31 @@ def test_a_fork_round_trips_for_every_os_it_has(fork: Path, tmp_path: Path, os_n
         body = prims["os_return_needed"]["body"]
         assert "#if defined(__NetBSD__)" in body and "#elif defined(__DragonFly__)" in body
         assert prims["os_pa_zalloc"]["declaration"] == "paddr_t\t\tos_pa_zalloc(void);"
+
+
+def test_surface_and_generate_list_the_same_problems_in_one_run(fork: Path, tmp_path: Path, capsys):
+    """The Linux spec, written for dragonfly-2024, applied to the fork: surface and generate both
+    name every entry upstream changed under it and every entry missing, in one run, the same ones."""
+    import re
+    import shutil
+
+    from conftest import ROOT
+    for part in ("linux", "common"):
+        shutil.copytree(ROOT / "shim" / part, fork / "shim" / part, dirs_exist_ok=True)
+    capsys.readouterr()
+    assert main(["--project", str(fork), "surface", "--target", "linux"]) == 1
+    surface_out = capsys.readouterr().out
+    assert main(["--project", str(fork), "generate", "--target", "linux", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+    def review(text: str) -> set[str]:
+        return set(re.findall(r"\[(\S+)\]: changed upstream: review", text))
+
+    missing_s = {("primitives." + m) for m in re.findall(r"^\s+primitive (\S+): no entry", surface_out, re.M)} | \
+        {f'variation_points."{m}"' for m in re.findall(r"^\s+variation point (.+): no entry", surface_out, re.M)}
+    missing_g = set(re.findall(r"\(add \[(.+)\]\)$", err, re.M))
+    assert review(surface_out) == review(err) and len(review(err)) >= 5
+    assert {"primitives.os_vmobj_map", 'variation_points."driver/x86/nvmm_x86.h:__BIT#1"'} <= review(err)
+    assert missing_s == missing_g and len(missing_g) >= 40
+    assert {"primitives.os_vmspace_get_vmmap", "primitives.os_vmmap_t"} <= missing_g
