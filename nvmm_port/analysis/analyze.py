@@ -376,6 +376,8 @@ class Analyzer:
                                    dict(sorted(defs.items()))))
         prims.sort(key=lambda p: (min(d.line for d in p.definitions.values()), p.name))
         self._call_sites(prims)
+        for p in prims:
+            p.private_to = _private_to(p, self.oses)
         return prims, compat
 
     def _call_sites(self, prims: list[Primitive]) -> None:
@@ -624,6 +626,20 @@ class Analyzer:
 
 # ---------------------------------------------------------------------------
 # helpers
+
+
+def _private_to(p: Primitive, oses: list[str]) -> list[str]:
+    """The OSes a primitive is private to: defined by some OSes only, and used by nothing but their
+    own code (no call site compiled for another OS; a name nothing here uses, only when one OS
+    alone defines it, its glue's helper).  [] when it is part of the contract."""
+    defined = set(p.definitions)
+    if "all" in defined or defined >= set(oses):
+        return []
+    if any(not c.os or not set(c.os) <= defined for c in p.call_sites):
+        return []
+    if not p.call_sites and len(defined) > 1:
+        return []       # several OSes define it for code outside this tree: the contract
+    return [o for o in oses if o in defined]
 
 
 def _os_order(os_name: str) -> tuple[int, str]:

@@ -67,6 +67,9 @@ class Primitive:
     group: str                          # the contract header's section (Locks, Memory, CPU, ...)
     definitions: dict[str, Definition]  # keyed by OS
     call_sites: list[CallSite] = field(default_factory=list)
+    # OS-private: the OSes whose own code alone defines and uses it (a fork's helpers, a name only
+    # NetBSD's arms call); [] for the contract proper, which every target provides
+    private_to: list[str] = field(default_factory=list)
 
     @property
     def used(self) -> bool:
@@ -81,6 +84,7 @@ class Primitive:
             "call_sites": [c.where for c in self.call_sites],
             "call_site_functions": [c.function for c in self.call_sites],
             "call_site_oses": [c.os for c in self.call_sites],
+            "private_to": self.private_to,
         }
 
 

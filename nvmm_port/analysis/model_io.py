@@ -33,7 +33,8 @@ def surface_from_json(data: dict[str, Any]) -> Surface:
         for site, oses in zip(sites, p.get("call_site_oses", [[]] * len(sites)), strict=True):
             site.os = list(oses)
         prims.append(Primitive(p["name"], p["kind"], p["group"],
-                               {os: _definition(os, d) for os, d in p["definitions"].items()}, sites))
+                               {os: _definition(os, d) for os, d in p["definitions"].items()}, sites,
+                               list(p.get("private_to", []))))
     vps = []
     for v in data["variation_points"]:
         v = dict(v)

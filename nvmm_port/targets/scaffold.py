@@ -16,6 +16,7 @@ from .spec import (
     TargetSpec,
     block_primitives,
     enclosing_primitive,
+    needs_private,
     validate,
 )
 
@@ -34,7 +35,7 @@ def scaffold(project: Project, name: str, surface: Surface, macro: str | None) -
     sem = _semantics(project)
     prims = [{"key": tomlw.key(p.name), "fingerprint": primitive_fingerprint(p),
               "note": todos.primitive_note(p, sem.get(p.name), name, surface.upstream.oses)}
-             for p in surface.primitives]
+             for p in surface.primitives if not p.private_to]
     vps = []
     for v in surface.variation_points:
         if v.in_contract and block_primitives(v, surface):
@@ -57,7 +58,9 @@ def surface_report(spec: TargetSpec, surface: Surface, project: Project) -> dict
     lacking: list[str] = []
     for p in surface.primitives:
         e = spec.primitives.get(p.name)
-        if e is None:
+        if e is None and p.private_to and not needs_private(spec, p, surface):
+            provided.setdefault("not needed (private to " + "/".join(p.private_to) + ")", []).append(p.name)
+        elif e is None:
             lacking.append(f"primitive {p.name}: no entry")
         elif e.todo is not None:
             lacking.append(f"primitive {p.name}: TODO ({e.todo})")

@@ -806,7 +806,7 @@ def _incomplete(spec: TargetSpec, surface: Surface) -> list[Diagnostic]:
 
     add_p = after_last("primitives", list(spec.primitives))
     for p in surface.primitives:
-        if p.name not in spec.primitives:
+        if p.name not in spec.primitives and (not p.private_to or needs_private(spec, p, surface)):
             d = _first_definition(p)
             at = f", {d.file}:{d.line}" if d else ""
             out.append(Diagnostic(toml, add_p, f"{p.name} ({p.kind}{at})",
@@ -823,6 +823,20 @@ def _incomplete(spec: TargetSpec, surface: Surface) -> list[Diagnostic]:
         if vs.todo is not None:
             out.append(spec.at(("variation_points", vs.id, "todo"), f"{vs.id}: {vs.todo}", group=_TODO_V))
     return out
+
+
+def needs_private(spec: TargetSpec, p: Primitive, surface: Surface) -> bool:
+    """Whether the target needs a primitive private to some OSes: it is one of them, or it compiles
+    their code where the primitive is used (a variation point filled `same_as` one of them)."""
+    if spec.os in p.private_to:
+        return True
+    for c in p.call_sites:
+        for v in surface.variation_points:
+            if v.file == c.file and v.line_start <= c.line <= v.line_end:
+                entry = spec.variation_points.get(v.id)
+                if entry is not None and entry.same_as in p.private_to:
+                    return True
+    return False
 
 
 def _first_definition(p: Primitive) -> Any:
