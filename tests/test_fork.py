@@ -89,3 +89,56 @@ def test_os_private_helpers_are_told_apart_from_the_contract(fork: Path):
     assert prims["os_vmspace_get_vmmap"].private_to == ["haiku"]        # called in Haiku's arms of nvmm.c only
     assert prims["os_pa_zalloc"].private_to == ["netbsd", "dragonfly"]  # Haiku switched its caller off
     assert prims["os_vmmap_t"].private_to == [] and prims["curlwp_bind"].private_to == []
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory) -> Path:
+    """Haiku's port as it grew: the pristine import, the 2024 GSoC port, the 2026 port."""
+    from nvmm_port.upstream.sync import find_mirror
+    mirror = find_mirror("https://github.com/haiku/haiku")
+    if mirror is None:
+        pytest.skip("no haiku/haiku mirror: `fetch github:haiku/haiku` brings one")
+    proj = make_project(tmp_path_factory.mktemp("series"))
+    for name, ref in (("base", "8b7bc49ce0"), ("mid", "099de13932"), ("head", FORK)):
+        assert main(["--project", str(proj), "sync", "--name", name, "--git", str(mirror), "--ref", ref]) == 0
+    return proj
+
+
+def test_drift_across_the_series_of_haiku_ports(series: Path):
+    """Facts checked by hand in the mirror (git grep at each commit)."""
+    from nvmm_port.analysis.analyze import analyze_project
+    from nvmm_port.project import Project
+    from nvmm_port.targets.drift import drift
+    proj = Project(series)
+    one = drift(proj, "base", "mid", [])
+    two = drift(proj, "mid", "head", [])
+    files = {f.status: 0 for f in one.files}
+    for f in one.files:
+        files[f.status] += 1
+    assert files == {"added": 8, "changed": 13}     # nvmm_haiku.cpp, VMVirtualAddressSpace.*, Jamfiles, ...
+    p1 = {p.name: p for p in one.primitives}
+    p2 = {p.name: p for p in two.primitives}
+    # 099de13932 adds os_get_curproc_map (nvmm_os.h:144, 3 calls in nvmm.c); 47136e7183 drops it again
+    assert p1["os_get_curproc_map"].change == "added" and p1["os_get_curproc_map"].call_sites == (0, 3)
+    assert p2["os_get_curproc_map"].change == "removed"
+    # haiku_thread_bind became haiku_thread_pin, and curlwp_bind's Haiku arm with it
+    assert p2["haiku_thread_bind"].change == "removed" and p2["haiku_thread_pin"].change == "added"
+    assert p2["haiku_thread_pin"].private_to == ["haiku"] and p2["curlwp_bind"].change == "arms"
+    assert p1["os_vmobj_map"].change == "prototype" and "os_vmmap_t *" in p1["os_vmobj_map"].after
+    # the #ifndef __HAIKU__ around os_return_needed arrives in 2026: the id moves then, not in 2024
+    moved1 = {(v.id_from, v.id_to) for v in one.variation_points if v.change == "moved"}
+    moved2 = {(v.id_from, v.id_to) for v in two.variation_points if v.change == "moved"}
+    assert ("driver/nvmm_os.h:os_return_needed#1", "driver/nvmm_os.h:os_return_needed#2") in moved2
+    assert not any("os_return_needed" in a for a, _ in moved1)
+    assert ("driver/x86/nvmm_x86.h:__BIT#1", "driver/x86/nvmm_x86.h:__BIT#2") in moved1
+    # the Haiku blocks in vmx_cli/vmx_sti of 2024 are gone in 2026
+    removed2 = {v.id_from for v in two.variation_points if v.change == "removed"}
+    assert {"driver/x86/nvmm_x86_vmx.c:vmx_cli#1", "driver/x86/nvmm_x86_vmx.c:vmx_sti#1"} <= removed2
+    # ids are stable: 2024 puts most of SVM inside `#if 0`, and its blocks keep their function ids
+    mid = analyze_project(proj, "mid")
+    svm = {v.id for v in mid.variation_points if v.file == "driver/x86/nvmm_x86_svm.c"}
+    assert not any(":top#" in i for i in svm)
+    assert {"driver/x86/nvmm_x86_svm.c:svm_vcpu_run#1", "driver/x86/nvmm_x86_svm.c:svm_tlb_flush#1"} <= svm
+    base = {v.id for v in analyze_project(proj, "base").variation_points}
+    head = {v.id for v in analyze_project(proj, "head").variation_points}
+    assert len(moved1) + len(moved2) <= 4 and len(base - head) <= 4    # the rest keep their ids

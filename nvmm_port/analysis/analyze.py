@@ -286,6 +286,12 @@ class Analyzer:
         src = self.sources.get(path)
         if src is not None and src.is_asm:
             seen.update({k: None for k in _asm_scopes(src.scan)})
+        elif src is not None:
+            # code no flavour compiles (a fork's `#if 0` around functions) has no parse: read its
+            # definitions from the layout upstream writes them in, so its blocks keep their scope
+            dead = set.intersection(*(self.inactive(path, fl) for fl in self.oses)) if self.oses else set()
+            if dead:
+                seen.update({k: None for k in _knf_scopes(src.scan.text.split("\n"), dead)})
         return sorted(seen)
 
     def _declared_lines(self, path: str) -> list[tuple[int, str]]:
@@ -296,6 +302,11 @@ class Analyzer:
                 if d.file == path and d.kind in ("function", "typedef", "struct", "union", "enum", "var") \
                         and _named(d.name) and (d.kind != "var" or d.start_line == d.line):
                     out.add((d.start_line, d.name))
+        src = self.sources.get(path)
+        if src is not None and not src.is_asm:
+            dead = set.intersection(*(self.inactive(path, fl) for fl in self.oses)) if self.oses else set()
+            if dead:    # what code no flavour compiles defines (see _scopes)
+                out.update((start, name.split()[-1]) for start, _, name in _knf_scopes(src.scan.text.split("\n"), dead))
         return sorted(out)
 
     def scope_of(self, path: str, line: int, scopes: list[tuple[int, int, str]] | None = None) -> str:
@@ -626,6 +637,51 @@ class Analyzer:
 
 # ---------------------------------------------------------------------------
 # helpers
+
+
+_KNF_HEAD = re.compile(r"([A-Za-z_]\w*)\s*\(")
+_KNF_STRUCT = re.compile(r"(struct|union)\s+([A-Za-z_]\w*)\s*\{\s*$")
+
+
+def _knf_scopes(lines: list[str], dead: set[int]) -> list[tuple[int, int, str]]:
+    """Functions and structs in lines no flavour compiles, as KNF writes them: a function's name at
+    the start of a line after its type line, its body between a `{` and a `}` alone at the start of
+    lines; a struct's `struct NAME {` at the start of a line down to `};`."""
+    out = []
+    n = len(lines)
+    i = 0
+    while i < n:
+        line = lines[i]
+        m_fn, m_st = _KNF_HEAD.match(line), _KNF_STRUCT.match(line)
+        if i + 1 in dead and (m_fn or m_st):
+            is_fn = m_fn is not None and i > 0 and lines[i - 1].strip() != "" \
+                and not lines[i - 1].rstrip().endswith((";", "}", "\\")) and not lines[i - 1].startswith("#")
+            open_at = None
+            if is_fn:
+                j = i
+                while j < n and j < i + 12 and not lines[j].rstrip().endswith(";"):
+                    if lines[j].rstrip() == "{":
+                        open_at = j
+                        break
+                    j += 1
+            elif m_st is not None:
+                open_at = i
+            if open_at is not None:
+                close = "}" if is_fn else "};"
+                k = open_at + 1
+                while k < n and not lines[k].startswith(close):
+                    k += 1
+                if k < n and all(x in dead for x in range(i + 1, k + 2)):
+                    if is_fn:
+                        assert m_fn is not None
+                        out.append((i, k + 1, m_fn.group(1)))     # from the type line above the name
+                    else:
+                        assert m_st is not None
+                        out.append((i + 1, k + 1, f"{m_st.group(1)} {m_st.group(2)}"))
+                    i = k + 1
+                    continue
+        i += 1
+    return out
 
 
 def _private_to(p: Primitive, oses: list[str]) -> list[str]:

@@ -53,6 +53,7 @@ class PrimitiveChange:
     before: str = ""            # kind or prototype in FROM
     after: str = ""
     call_sites: tuple[int, int] = (0, 0)     # FROM, TO
+    private_to: list[str] = field(default_factory=list)     # in TO: the OSes it is private to ([]: contract)
 
 
 @dataclass
@@ -247,6 +248,9 @@ def _primitive_changes(a: Surface, b: Surface) -> list[PrimitiveChange]:
                     if os != "all" and definition_text(x, os) != definition_text(y, os)]
             if arms:
                 out.append(PrimitiveChange(name, "arms", ", ".join(arms), "changed", sites))
+    for change in out:
+        y = pb.get(change.name)
+        change.private_to = list(y.private_to) if y is not None else []
     return out
 
 
