@@ -142,3 +142,49 @@ def test_drift_across_the_series_of_haiku_ports(series: Path):
     base = {v.id for v in analyze_project(proj, "base").variation_points}
     head = {v.id for v in analyze_project(proj, "head").variation_points}
     assert len(moved1) + len(moved2) <= 4 and len(base - head) <= 4    # the rest keep their ids
+
+
+def test_adopt_haiku_port_onto_its_base(series: Path, tmp_path: Path, capsys):
+    """Haiku's hand port adopted onto dragonfly-2024 (its base): the spec carries the arms and the files
+    the fork adds; generating BASE + spec and applying the reported edits gives the fork back, file for
+    file (`patch` applies them: the report is complete and exact)."""
+    import shutil
+    import subprocess
+
+    from nvmm_port.targets import origins
+    spec = tmp_path / "adopt-haiku"
+    assert main(["--project", str(series), "adopt", "--base", "base", "--port", "head", "--os", "haiku",
+                 "-o", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "8 added files carried verbatim" in out and "15 files equal, 12 differ" in out
+    assert (spec / ".gitignore").read_text().endswith("*\n")                 # derived from the fork: never committed
+    assert (spec / "tree" / "driver" / "nvmm_haiku.cpp").is_file()
+    report = (spec / "ADOPTED.md").read_text()
+    assert "svm_vmrun" in report and "os_vmobj_map(os_vmmap_t *" in report   # shared edits, reported
+    toml = tomllib.loads((spec / "target.toml").read_text())
+    assert toml["variation_points"]["driver/nvmm_os.h:uimin#1"] == {"fingerprint": toml["variation_points"][
+        "driver/nvmm_os.h:uimin#1"]["fingerprint"], "same_as": "dragonfly"}   # `|| defined(__HAIKU__)`
+
+    gen = tmp_path / "gen"
+    assert main(["--project", str(series), "generate", "--target", str(spec), "--upstream", "base",
+                 "--out", str(gen)]) == 0
+    port = series / "upstream/cache/head"
+    patch_text = []
+    for rel in sorted(p.relative_to(port).as_posix() for p in port.rglob("*") if p.is_file()):
+        text = (gen / rel).read_text()
+        (gen / rel).write_text(origins.strip(text) if "#line " in text else text)
+    from nvmm_port.project import Project
+    from nvmm_port.targets.adopt import adopt, compare
+    a = adopt(Project(series), "base", "head", "haiku")
+    compare(Project(series), a, spec)
+    for rel in a.differ:
+        patch_text.append(f"--- a/{rel}\n+++ b/{rel}\n")
+        patch_text += [h.text + "\n" for h in a.hunks if h.file == rel]
+    assert len(a.hunks) >= 40 and not a.refused
+    r = subprocess.run([shutil.which("patch") or "patch", "-p1", "-s", "--no-backup-if-mismatch"],
+                       input="".join(patch_text), cwd=gen, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for f in port.rglob("*"):
+        if f.is_file():
+            rel = f.relative_to(port).as_posix()
+            assert (gen / rel).read_bytes() == f.read_bytes(), rel

@@ -98,10 +98,10 @@ def _add_generate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _add_extract(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "extract-target", help="write a complete TargetSpec from upstream's own branches for an OS",
-        description=("Write shim-style TargetSpec for netbsd or dragonfly from upstream's branches: every primitive "
-                     "and variation point filled explicitly. The result is derived from upstream code: keep it "
-                     "out of git (the default output is build/spec-OS)."))
-    p.add_argument("--os", required=True, help="netbsd or dragonfly (an OS upstream's conditionals know)")
+        description=("Write a TargetSpec for an OS from upstream's own branches (netbsd, dragonfly, or the OS a "
+                     "fork added, e.g. haiku): every primitive and variation point filled explicitly. The result "
+                     "is derived from upstream code: keep it out of git (the default output is build/spec-OS)."))
+    p.add_argument("--os", required=True, help="an OS upstream's conditionals know (netbsd, dragonfly, haiku, ...)")
     p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
     p.add_argument("-o", "--output", metavar="DIR", help="spec directory to write (default build/spec-OS)")
 
@@ -126,6 +126,22 @@ def _add_surface(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--target", required=True, help="a target name under shim/, or the path of a spec directory")
     p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
     p.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _add_adopt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "adopt", help="turn a fork that added an OS by hand into a spec for the upstream it forked",
+        description=("From PORT, a synced fork of the synced upstream BASE that added OS by hand, write a spec for "
+                     "BASE: PORT's arms as fills, its added files as the spec's verbatim tree (its build files "
+                     "among them), and ADOPTED.md: BASE + the spec rendered and compared with PORT, every "
+                     "difference (the fork's edits to shared code) as a unified diff per file and function. "
+                     "Derived from the fork's code: keep it out of git. Exit 0 when the spec renders, 1 when "
+                     "generate refuses it, 2 on error."))
+    p.add_argument("--base", required=True, metavar="BASE", help="the synced upstream the fork started from")
+    p.add_argument("--port", required=True, metavar="PORT", help="the synced fork")
+    p.add_argument("--os", required=True, help="the OS the fork added (an OS its conditionals know)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR",
+                   help="spec directory to write (e.g. build/adopt-haiku; never a directory git tracks)")
 
 
 def _add_drift(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -266,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analyze(sub)
     _add_generate(sub)
     _add_extract(sub)
+    _add_adopt(sub)
     _add_new_target(sub)
     _add_surface(sub)
     _add_drift(sub)
@@ -285,6 +302,7 @@ COMMANDS = {
     "new-target": ("cli.commands", "new_target"),
     "surface": ("cli.commands", "surface"),
     "extract-target": ("cli.commands", "extract_target"),
+    "adopt": ("cli.commands", "adopt"),
     "drift": ("cli.commands", "drift"),
     "stamp": ("cli.commands", "stamp"),
 }

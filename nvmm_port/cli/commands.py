@@ -210,6 +210,29 @@ def extract_target(project: Project, args: argparse.Namespace) -> int:
     return 0
 
 
+def adopt(project: Project, args: argparse.Namespace) -> int:
+    """Exit 0 when BASE + the adopted spec renders (its differences from the fork reported), 1 when
+    generate refuses it."""
+    from ..targets.adopt import adopt as run_adopt
+    from ..targets.adopt import compare, report
+    from ..targets.writer import write_files
+    out = Path(args.output)
+    a = run_adopt(project, args.base, args.port, args.os, out.name if out.name else None)
+    write_files(a.files, out)
+    compare(project, a, out)
+    text = report(a)
+    write_files({"ADOPTED.md": text.encode()}, out)
+    print(f"adopted {args.port} onto {args.base} for {args.os} in {out}: {a.primitives} primitives, "
+          f"{a.variation_points} variation points, {len(a.added_files)} added files carried verbatim "
+          "(derived from the fork's code: do not commit it)")
+    if a.refused:
+        print(f"generate refuses the spec ({len(a.refused)} problem(s)); see {out / 'ADOPTED.md'}", file=sys.stderr)
+        return 1
+    print(f"BASE + spec against the fork: {len(a.equal)} files equal, {len(a.differ)} differ by "
+          f"{len(a.hunks)} edit(s) to shared code (unified diffs in {out / 'ADOPTED.md'})")
+    return 0
+
+
 def new_target(project: Project, args: argparse.Namespace) -> int:
     from ..analysis.analyze import analyze_project
     from ..targets.extract import write_spec

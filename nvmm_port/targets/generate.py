@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import __version__, ui
 from ..analysis.model import OUT_OF_LINE, Surface
+from ..errors import PortError
 from ..project import Project
 from ..templating import render as render_template
 from . import origins, spdx
@@ -87,6 +88,12 @@ def render_tree(project: Project, spec: TargetSpec, surface: Surface, cache: Pat
         tree.files[path] = text.encode()
         tree.origin[path] = f"shim/{rel}, verbatim"
 
+    for rel, data in spec.tree_files:
+        if rel in tree.files:
+            raise PortError(f"[glue] tree holds {rel}, which the generated tree has already ({tree.origin[rel]})",
+                            spec.toml_path, f"remove {spec.glue.tree}/{rel}: the tree only adds files")
+        tree.files[rel] = data
+        tree.origin[rel] = f"spec {spec.glue.tree}/{rel}, verbatim"
     for rel, text in spec.glue_sources:
         if rel.endswith(CXX_EXT):
             name = Path(rel).name

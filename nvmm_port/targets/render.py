@@ -87,7 +87,9 @@ class Renderer:
         enclosing = self._enclosing_primitive(vp)
         if enclosing is not None and (spec is None or spec.todo is not None):
             p = self.spec.primitives[enclosing]
-            return ("text", self._framed((p.body or "").rstrip("\n"), self._body_origin(p), vp.file))
+            if p.body is None:
+                return ("text", None)     # no body here (the target declares it out of line): no arm
+            return ("text", self._framed(p.body.rstrip("\n"), self._body_origin(p), vp.file))
         if spec is None and vp.in_contract and block_primitives(vp, self.surface):
             return ("text", self._framed(self.contract_arm(vp, None), None, vp.file))
         if spec is None:

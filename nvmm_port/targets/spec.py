@@ -184,6 +184,9 @@ class GlueTable:
                  "into `driver/`"))
     common: list[str] = field(default_factory=list, metadata=_meta(
         STRINGS, "directories of `shim/common/` whose .c and .h files the target shares"))
+    tree: str | None = _key(STRING, "a directory of the spec whose files are placed in the generated tree "
+                                    "verbatim, at the same relative paths (the files a hand port adds "
+                                    "beside upstream's: `gen.py adopt` writes it)")
 
 
 @dataclass
@@ -287,6 +290,7 @@ class TargetSpec:
     glue_headers: list[tuple[str, str]] = field(default_factory=list)     # copied into driver/ (the target's API)
     bridge_sources: list[tuple[str, str]] = field(default_factory=list)   # ours, compiled in upstream's world
     common_files: list[tuple[str, str]] = field(default_factory=list)     # (common/<x>/file, text)
+    tree_files: list[tuple[str, bytes]] = field(default_factory=list)     # [glue] tree: (path in the tree, bytes)
     positions: TomlPositions = field(repr=False, default_factory=lambda: TomlPositions(""))
     problems: list[Diagnostic] = field(repr=False, default_factory=list)  # what loading found
     sysroot: SysrootTable = field(default_factory=SysrootTable)
@@ -473,10 +477,11 @@ class _Loader:
         glue_headers = self.fragments(("glue", "headers"), glue.headers)
         bridge = self.fragments(("glue", "bridge"), glue.bridge)
         common = self.common_files(glue.common)
+        tree = self.tree_files(glue.tree)
         prims = {name: self.primitive(name, entry) for name, entry in self.entries(data, "primitives").items()}
         vps = {vid: self.vp(vid, entry) for vid, entry in self.entries(data, "variation_points").items()}
         return TargetSpec(self.dir, target, build, set(provides.names), compat, glue, prims, vps,
-                          glue_sources, glue_headers, bridge, common, self.pos, self.diags, sysroot)
+                          glue_sources, glue_headers, bridge, common, tree, self.pos, self.diags, sysroot)
 
     # ---- generic tables
 
@@ -545,6 +550,17 @@ class _Loader:
             if text is not None:
                 out.append((rel, text))
         return out
+
+    def tree_files(self, rel: str | None) -> list[tuple[str, bytes]]:
+        """[glue] tree: every file under that directory of the spec, by its path below it."""
+        if rel is None:
+            return []
+        d = self.dir / rel
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not d.is_dir():
+            self.error(("glue", "tree"), f"[glue] tree = '{rel}' is not a directory of the spec",
+                       f"create {shown_path(d)} or fix the path")
+            return []
+        return [(f.relative_to(d).as_posix(), f.read_bytes()) for f in sorted(d.rglob("*")) if f.is_file()]
 
     def common_files(self, names: list[str]) -> list[tuple[str, str]]:
         """The C sources and headers of shim/common/<name>/ (not its tests) a spec shares."""
