@@ -270,6 +270,37 @@ class Analyzer:
             self._inactive[key] = src.scan.inactive_lines(flavour_env(flavour, self.oses, src.kernel))
         return self._inactive[key]
 
+    def reachable(self, flavour: str) -> set[str]:
+        """The files a flavour compiles: every C and assembly source, and the headers they include,
+        transitively, on lines the flavour compiles (quoted includes from the including file's
+        folder first; otherwise every file of the tree with that path's tail)."""
+        cache = self.__dict__.setdefault("_reach", {})
+        if flavour in cache:
+            return cache[flavour]   # type: ignore[no-any-return]
+        by_tail: dict[str, list[str]] = defaultdict(list)
+        for rel in self.sources:
+            parts = rel.split("/")
+            for i in range(len(parts)):
+                by_tail["/".join(parts[i:])].append(rel)
+        work = [rel for rel in self.sources if not rel.endswith(".h")]
+        seen: set[str] = set()
+        while work:
+            rel = work.pop()
+            if rel in seen:
+                continue
+            seen.add(rel)
+            dead = self.inactive(rel, flavour)
+            for line, inc, angle in self.sources[rel].scan.includes:
+                if line in dead:
+                    continue
+                near = os.path.normpath(os.path.join(os.path.dirname(rel), inc))
+                if not angle and near in self.sources:
+                    work.append(near)
+                else:
+                    work.extend(by_tail.get(os.path.normpath(inc), []))
+        cache[flavour] = seen
+        return seen
+
     # ---- scopes: which function / struct / macro a line is in
 
     def _scopes(self, path: str) -> list[tuple[int, int, str]]:
@@ -485,15 +516,18 @@ class Analyzer:
             uses_in: dict[str, dict[str, dict[str, int]]] = {
                 ORDINARY: code_uses, MEMBER: members, TAG: tags, LABEL: defaultdict(lambda: defaultdict(int)),
                 ANY: code_uses}
+            # a header counts for the OSes whose compiled sources include it (a fork's header included
+            # only in its own arms defines nothing for the others, and its uses are not theirs)
+            reach = self.reachable(fl)
             live_defs = [(path, src, d) for path, src in self.sources.items() if path != self.contract
-                         for d in src.scan.defines if d.line not in self.inactive(path, fl)]
+                         and path in reach for d in src.scan.defines if d.line not in self.inactive(path, fl)]
             pasted = {d.name: idx for _, _, d in live_defs if (idx := _pasted_params(d))}
             for path, src, md in live_defs:
                 macros[md.name].append((path, md.line, _macro_body_idents(md, src.is_asm, pasted)))
                 declared.add(md.name)
                 seen_from[md.name].add((_ROLE_RANK.get(_role(path), 0), path.endswith(".h")))
             for path, src in self.sources.items():
-                if path == self.contract:
+                if path == self.contract or path not in reach:
                     continue
                 dead = self.inactive(path, fl)
                 if src.is_asm:

@@ -330,7 +330,8 @@ def os_env(macro: str, kernel: bool | None = None, machine: bool = True) -> Env:
     ``macro`` is defined; every other OS's macros are undefined (those of ``macro``'s own OS, its
     version macros, stay unknown); ``_KERNEL`` is defined for a kernel build, undefined for
     userland, unknown when ``kernel`` is None; the x86-64 machine macros are known unless
-    ``machine`` is False (``--flatten`` resolves only OS macros).  Any other name is unknown.
+    ``machine`` is False (``--flatten`` resolves only OS macros), and so is ``__cplusplus``
+    (undefined: upstream's files are compiled as C).  Any other name is unknown.
     """
     owner = OS_MACROS.get(macro)
     env: Env = {m: None for m, os_name in OS_MACROS.items() if owner is None or os_name != owner}
@@ -339,6 +340,7 @@ def os_env(macro: str, kernel: bool | None = None, machine: bool = True) -> Env:
         env["_KERNEL"] = 1 if kernel else None
     if machine:
         env.update(MACHINE_MACROS)
+        env["__cplusplus"] = None       # upstream's world is C: a header's C++ branch is not compiled
     return env
 
 

@@ -246,17 +246,49 @@ def target_needed_names(surface: Surface, renderer: Renderer, roles: tuple[str, 
                 scan = renderer.scan_of(path)
                 if scan is not None:
                     defined.update(d.name for d in scan.defines if d.line not in dead_lines(path))
+    # a header counts only when a compiled source of the roles includes it on a line the target
+    # compiles: a fork's header included only in its own arms (or by its C++ glue) is not the
+    # target's business
+    reachable = _reachable(surface, renderer, roles, dead_lines, user_headers if user else frozenset())
     for f in surface.foreign_identifiers:
         if f.kind != "identifier" or f.name in defined:
             continue
         for path, lines in f.lines.items():
-            if not ours(path):
+            if not ours(path) or path not in reachable:
                 continue
             if any(ln not in dead_lines(path) for ln in lines):
                 needed.add(f.name)
                 needed.sources[f.name] = f       # its uses and files, for error messages
                 break
     return needed
+
+
+def _reachable(surface: Surface, renderer: Renderer, roles: tuple[str, ...], dead_lines: Any,
+               extra: AbstractSet[str]) -> set[str]:
+    """Upstream files compiled for the roles: their .c and .S sources, and the headers those include,
+    transitively, on lines the target compiles (quoted includes from the including file's folder,
+    angle ones from the tree's top folders)."""
+    files = set(surface.upstream.files)
+    work = [p for p in files if p.startswith(tuple(r + "/" for r in roles)) and p.endswith((".c", ".S"))]
+    work += list(extra)
+    seen: set[str] = set()
+    while work:
+        rel = work.pop()
+        if rel in seen or rel not in files:
+            continue
+        seen.add(rel)
+        scan = surface.source(rel).scan
+        dead = dead_lines(rel)
+        for line, inc, angle in scan.includes:
+            if line in dead:
+                continue
+            bases = ["driver", "libnvmm", ""] if angle else [posixpath.dirname(rel), "driver"]
+            for base in bases:
+                cand = posixpath.normpath(posixpath.join(base, inc))
+                if cand in files:
+                    work.append(cand)
+                    break
+    return seen
 
 
 def spec_needed_names(spec: TargetSpec, surface: Surface) -> set[str]:
@@ -313,7 +345,9 @@ def _build_files(spec: TargetSpec, surface: Surface, tree: Tree, root: Path) -> 
         return []
     name, template = {"kbuild": ("Kbuild", "build/Kbuild.j2"), "jam": ("Jamfile", "build/Jamfile.j2"),
                       "bsdmake": ("Makefile", "build/Makefile.bsd.j2")}[system]
-    sources = sorted(p for p in tree.files if p.startswith("driver/") and p.endswith((".c", ".S", *CXX_EXT)))
+    # upstream's C++ files are a fork's own OS glue (Haiku's nvmm_haiku.cpp): not the target's to compile
+    sources = sorted(p for p in tree.files if p.startswith("driver/") and (
+        p.endswith((".c", ".S")) or (p.endswith(CXX_EXT) and p not in surface.upstream.files)))
     bridge = {f"driver/{Path(rel).name}" for rel, _ in spec.bridge_sources}
     common = [f"driver/{Path(rel).name}" for rel, _ in spec.common_files if rel.endswith(".c")]
     upstream = [p for p in sources if p in surface.upstream.files or p in bridge]

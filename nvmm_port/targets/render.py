@@ -91,7 +91,8 @@ class Renderer:
                 return ("text", None)     # no body here (the target declares it out of line): no arm
             return ("text", self._framed(p.body.rstrip("\n"), self._body_origin(p), vp.file))
         if spec is None and vp.in_contract and block_primitives(vp, self.surface):
-            return ("text", self._framed(self.contract_arm(vp, None), None, vp.file))
+            arm = self.contract_arm(vp, None)
+            return ("text", self._framed(arm, None, vp.file) if arm.strip() else None)
         if spec is None:
             raise PortError(f"no entry for variation point {vp.id}", self.spec.toml_path,
                             f'add [variation_points."{vp.id}"]')
@@ -138,7 +139,8 @@ class Renderer:
         each after a ``#line`` to the spec text it comes from (when the previous one does not
         already number it right)."""
         items = spec.items if spec is not None and spec.items is not None else \
-            ["@" + n for n in block_primitives(vp, self.surface) if self._defined_in_block(n)]
+            ["@" + n for n in block_primitives(vp, self.surface)
+             if self._defined_in_block(n) and self._home(n) == vp.id]
         pieces: list[tuple[list[str], dict[int, Origin]]] = []
         for item in items:
             if item.startswith("@"):
@@ -178,6 +180,18 @@ class Renderer:
         at = next((i for i, ln in enumerate(lines) if ln == first), 0)
         head = body.shifted(-at) if body.line > at else self.origins.table("primitives", p.name)
         return {0: head, at: body}
+
+    def _home(self, name: str) -> str | None:
+        """The contract block a primitive is rendered in when no entry orders it: the first one
+        (in file order) holding a definition of it; a fork may define it in several (DragonFly's
+        and NetBSD's in one block, Haiku's prototype in another), the target only once."""
+        if not hasattr(self, "_homes"):
+            self._homes: dict[str, str] = {}
+            for v in sorted(self.surface.variation_points, key=lambda v: (v.file, v.line_start)):
+                if v.in_contract:
+                    for n in block_primitives(v, self.surface):
+                        self._homes.setdefault(n, v.id)
+        return self._homes.get(name)
 
     def _defined_in_block(self, name: str) -> bool:
         """Whether the target defines this primitive in the contract header (not only in the glue)."""
