@@ -185,3 +185,35 @@ def test_stamped_entries_are_refused_when_upstream_changes_under_them(pair: Path
         assert '[variation_points."driver/nvmm_internal.h:NVMM_MAX_RAM#1"]: changed upstream: review' in text
         assert "[primitives.os_pagemem_free]: changed upstream: review" in text
     assert not (pair / "out").exists()
+
+
+def test_a_split_primitive_and_a_frontend_block_removed(tmp_path: Path, capsys):
+    """The 2026 kinds of contract change DragonFly made: a function split in two (os_vmobj_map into
+    _user and _kern; here os_vmspace_fault), and the frontend losing its OS-conditional blocks."""
+    proj = make_project(tmp_path)
+    v1 = tmp_path / "v1"
+    shutil.copytree(MINI, v1)
+    _edit(v1 / NVMM / "nvmm.c", "\targs->cap.max_ram = NVMM_MAX_RAM;\n",
+          "\targs->cap.max_ram = NVMM_MAX_RAM;\n#if defined(__NetBSD__)\n\targs->cap.version |= 0;\n#endif\n")
+    v2 = tmp_path / "v2"
+    shutil.copytree(MINI, v2)
+    _edit(v2 / NVMM / "nvmm_os.h", "int os_vmspace_fault(os_vmspace_t *, vaddr_t, vm_prot_t);",
+          "int os_vmspace_fault_user(os_vmspace_t *, vaddr_t, vm_prot_t);\n"
+          "int os_vmspace_fault_kern(os_vmspace_t *, vaddr_t, vm_prot_t);")
+    text = (v2 / NVMM / "nvmm.c").read_text()
+    assert "os_vmspace_fault(" in text
+    (v2 / NVMM / "nvmm.c").write_text(text.replace("os_vmspace_fault(", "os_vmspace_fault_user("))
+    for name, src in (("v1", v1), ("v2", v2)):
+        assert main(["--project", str(proj), "sync", "--name", name, "--dir", str(src)]) == 0
+    d = drift(Project(proj), "v1", "v2")
+    prims = {p.name: p for p in d.primitives}
+    split = prims["os_vmspace_fault"]
+    assert split.change == "split" and split.after == "os_vmspace_fault_kern, os_vmspace_fault_user"
+    assert split.call_sites == (1, 1)
+    assert prims["os_vmspace_fault_user"].change == "added"
+    removed = [v for v in d.variation_points if v.change == "removed"]
+    assert [v.id_from for v in removed] == ["driver/nvmm.c:nvmm_capability#1"]
+    capsys.readouterr()
+    assert main(["--project", str(proj), "drift", "--from", "v1", "--to", "v2"]) == 0
+    out = capsys.readouterr().out
+    assert "`os_vmspace_fault`: split (" in out and "removed: `driver/nvmm.c:nvmm_capability#1`" in out

@@ -49,7 +49,7 @@ class FileChange:
 @dataclass
 class PrimitiveChange:
     name: str
-    change: str                 # added | removed | kind | prototype | common definition | arms
+    change: str                 # added | removed | split | kind | prototype | common definition | arms
     before: str = ""            # kind or prototype in FROM
     after: str = ""
     call_sites: tuple[int, int] = (0, 0)     # FROM, TO
@@ -248,6 +248,16 @@ def _primitive_changes(a: Surface, b: Surface) -> list[PrimitiveChange]:
                     if os != "all" and definition_text(x, os) != definition_text(y, os)]
             if arms:
                 out.append(PrimitiveChange(name, "arms", ", ".join(arms), "changed", sites))
+    # a primitive removed where two or more named after it arrive was split (DragonFly's 2026
+    # os_vmobj_map -> os_vmobj_map_user, os_vmobj_map_kern)
+    added = [c.name for c in out if c.change == "added"]
+    for change in out:
+        if change.change != "removed":
+            continue
+        parts = sorted(n for n in added if n.startswith(change.name + "_"))
+        if len(parts) >= 2:
+            change.change, change.after = "split", ", ".join(parts)
+            change.call_sites = (change.call_sites[0], sum(len(pb[n].call_sites) for n in parts))
     for change in out:
         y = pb.get(change.name)
         change.private_to = list(y.private_to) if y is not None else []
