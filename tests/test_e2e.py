@@ -134,7 +134,7 @@ def test_bochsrc_and_init_render_the_model(tmp_path):
     init = e2e.render_init(ROOT / "templates", plan)
     assert init.startswith("#!/bin/sh\n")
     steps = [line.split()[1] for line in init.splitlines() if line.startswith("step ")]
-    assert steps == ["insmod", "h_io_assist", "owner", "leak", "fuzz", "teardown", "rmmod"]   # smp skipped
+    assert steps == ["insmod", "h_io_assist", "sysenter32", "owner", "leak", "fuzz", "teardown", "rmmod"]  # smp skipped
     assert "step leak ./nvmm_leak 7 " in init and "step fuzz ./nvmm_fuzz 5 99" in init
     assert init.rstrip().endswith("poweroff -f")
     if shutil.which("sh"):
@@ -188,8 +188,11 @@ def test_guest_programs_build_static_against_the_port(tmp_path):
     from nvmm_port.run.build import userland
     userland(out, 2)
     progs = e2e.build_guest_programs(project, out, tmp_path / "bin")
-    assert sorted(progs) == sorted(e2e.GUEST_PROGRAMS + e2e.PLAIN_PROGRAMS)
+    assert sorted(progs) == sorted(e2e.GUEST_PROGRAMS + e2e.PLAIN_PROGRAMS + e2e.COMPAT32_PROGRAMS)
     assert all(is_static_elf(p) for p in progs.values())
+    # the 32-bit one is a 32-bit ELF (EI_CLASS 1) with no executable stack
+    head = progs["nvmm_sysenter32"].read_bytes()[:5]
+    assert head[:4] == b"\x7fELF" and head[4] == 1
 
 
 # -- the real runs --------------------------------------------------------------------------------
@@ -225,13 +228,14 @@ def test_e2e_run_passes(cpu, smp):
     result = json.loads((ROOT / "build" / "e2e" / f"linux-{cpu}-smp{smp}" / "result.json").read_text())
     verdicts = {s["name"]: s["verdict"] for s in result["steps"]}
     assert result["passed"] is True
-    want = {"insmod", "h_io_assist", "h_mem_assist", "owner", "leak", "fuzz", "teardown", "rmmod"}
+    want = {"insmod", "h_io_assist", "h_mem_assist", "sysenter32", "owner", "leak", "fuzz", "teardown", "rmmod"}
     assert want <= {n for n, v in verdicts.items() if v == "PASS"}
     assert verdicts["smp"] == ("PASS" if smp >= 2 else "SKIP")
     steps = {s["name"]: s for s in result["steps"]}
     assert int(steps["fuzz"]["values"]["fuzz_calls"]) >= 10000
     assert int(steps["leak"]["values"]["cycles"]) == 1000
     assert steps["owner"]["values"]["eperm"] == steps["owner"]["values"]["intruder_probes"]
+    assert steps["sysenter32"]["values"]["cpus"] == str(smp)     # every CPU, after the guests ran there
     if smp >= 2:
         assert steps["smp"]["values"]["host_cpus"] == "2" and int(steps["smp"]["values"]["migrations"]) >= 4
     assert (ROOT / "build" / "e2e" / f"linux-{cpu}-smp{smp}" / "serial.log").stat().st_size > 0

@@ -175,12 +175,17 @@ class UserlandResult:
 
 
 def is_static_elf(path: Path) -> bool:
-    """An ELF executable with no program interpreter (PT_INTERP) and so no dynamic loader."""
+    """An ELF executable (64- or 32-bit) with no program interpreter (PT_INTERP) and so no dynamic
+    loader."""
     data = path.read_bytes()
-    if data[:4] != b"\x7fELF" or data[4] != 2:
+    if data[:4] != b"\x7fELF" or data[4] not in (1, 2):
         return False
-    phoff, = struct.unpack_from("<Q", data, 0x20)
-    phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    if data[4] == 2:
+        phoff, = struct.unpack_from("<Q", data, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", data, 0x36)
+    else:
+        phoff, = struct.unpack_from("<I", data, 0x1C)
+        phentsize, phnum = struct.unpack_from("<HH", data, 0x2A)
     return all(struct.unpack_from("<I", data, phoff + i * phentsize)[0] != 3 for i in range(phnum))
 
 

@@ -45,6 +45,7 @@ BAD_KMSG = re.compile(
 GUEST_PROGRAMS = ("nvmm_smp", "nvmm_owner", "nvmm_leak", "nvmm_fuzz", "nvmm_teardown", "nvmm_exits")
 # Built against the C library and the kernel's UAPI headers only.
 PLAIN_PROGRAMS = ("kvm_exits",)
+COMPAT32_PROGRAMS = ("nvmm_sysenter32",)     # 32-bit, freestanding assembly (cc -m32 -nostdlib)
 # The guest kernel's own KVM, in load order (Debian's linux-image ships them).
 KVM_MODULES = {"vmx": ("virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "arch/x86/kvm/kvm-intel.ko"),
                "svm": ("virt/lib/irqbypass.ko", "arch/x86/kvm/kvm.ko", "drivers/crypto/ccp/ccp.ko",
@@ -132,6 +133,17 @@ def judge_smp(run: StepRun) -> tuple[bool, str]:
         f"{v.get('affinity_moves', '?')} forced moves, {v.get('remaps', '?')} remaps, 0 stale reads"))
 
 
+def judge_sysenter32(run: StepRun) -> tuple[bool, str]:
+    """After the guests ran: a 32-bit process's SYSENTER system calls work on every CPU (the VM exits
+    gave the host its IA32_SYSENTER_* MSRs back)."""
+    if run.rc != 0:
+        why = {139: "SIGSEGV: SYSENTER faulted (IA32_SYSENTER_CS left 0 by a VM exit?)",
+               2: "no vDSO for 32-bit processes"}.get(run.rc or 0, "")
+        return False, f"exit status {run.rc} {why}".strip()
+    n = run.values().get("cpus", "?")
+    return True, f"1000 getpid() per CPU through the 32-bit vDSO on {n} CPU(s)"
+
+
 def judge_owner(run: StepRun) -> tuple[bool, str]:
     return _exit_ok_then(run, lambda v: (
         f"{v.get('eperm')}/{v.get('intruder_probes')} ioctls of another process got EPERM; owner intact"))
@@ -181,6 +193,9 @@ def test_plan(opts: Options, upstream_tests: list[str]) -> Plan:
         steps.append(Step(t, f"./{t}", judge_upstream_test))
     steps.append(Step("smp", "./nvmm_smp 6 200", judge_smp,
                       skip=None if opts.smp >= 2 else "needs 2 host CPUs: run with --smp 2"))
+    steps.append(Step("sysenter32", "sh -c 'n=$(grep -c ^processor /proc/cpuinfo); c=0; "
+                      "while [ $c -lt $n ]; do taskset -c $c ./nvmm_sysenter32 || exit $?; c=$((c+1)); done; "
+                      "echo cpus=$n'", judge_sysenter32))
     steps.append(Step("owner", "./nvmm_owner", judge_owner))
     steps.append(Step("leak", f"./nvmm_leak {opts.leak_cycles} {opts.leak_limit_kib} 256", judge_leak))
     steps.append(Step("fuzz", f"./nvmm_fuzz {opts.seed} {opts.fuzz_calls}", judge_fuzz))
@@ -307,6 +322,16 @@ def build_guest_programs(project: Project, out: Path, dest: Path, cc: str = "cc"
                             proc.stderr.strip().splitlines()[-10:])
         if not is_static_elf(exe):
             raise PortError(f"{name} is not static", exe, "it must run in a bare initramfs")
+        progs[name] = exe
+    for name in COMPAT32_PROGRAMS:
+        asm = src / f"{name}.S"
+        exe = dest / name
+        proc = subprocess.run([cc, "-m32", "-nostdlib", "-static", "-o", str(exe), str(asm)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise PortError(f"{name}.S did not build", asm, "fix the assembler errors below (cc -m32 needs "
+                            "binutils' i386 support, which Debian's binutils has)",
+                            proc.stderr.strip().splitlines()[-10:])
         progs[name] = exe
     return progs
 
@@ -492,7 +517,7 @@ def prepare(project: Project, target: str, upstream: str | None, kdir: str | Non
             files[f"kvm/{ko.name}"] = ko
     phases = {"build": time.monotonic() - t0}
     echo(f"built {built.module.name} ({image.release}), {len(built.userland.programs)} upstream test(s), "
-         f"{len(GUEST_PROGRAMS + PLAIN_PROGRAMS)} e2e program(s) in {phases['build']:.1f} s")
+         f"{len(GUEST_PROGRAMS + PLAIN_PROGRAMS + COMPAT32_PROGRAMS)} e2e program(s) in {phases['build']:.1f} s")
     t = time.monotonic()
     kernel_cache = Path(os.environ.get("NVMM_PORT_KERNEL_CACHE", project.build_dir / "e2e" / "kernel"))
     kernel = choose_kernel(image, kernel_mode, kernel_cache, echo)
