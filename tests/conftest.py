@@ -90,6 +90,20 @@ def upstream_changes_outside_variation_points(surface, tree, cache: Path) -> tup
     return changed_files, outside
 
 
+def haiku_project(where: Path, revisions: list[tuple[str, str]]) -> Path:
+    """A project with haiku/haiku revisions synced as upstreams (name, ref); skips the test when
+    the mirror is absent."""
+    from nvmm_port.cli import main
+    from nvmm_port.upstream.sync import find_mirror
+    mirror = find_mirror("https://github.com/haiku/haiku")
+    if mirror is None:
+        pytest.skip("no haiku/haiku mirror: `fetch github:haiku/haiku` brings one")
+    proj = make_project(where)
+    for name, ref in revisions:
+        assert main(["--project", str(proj), "sync", "--name", name, "--git", str(mirror), "--ref", ref]) == 0
+    return proj
+
+
 def make_project(tmp_path: Path) -> Path:
     """An empty project that shares this checkout's catalog and templates."""
     proj = tmp_path / "proj"

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import make_project
+from conftest import haiku_project
 from test_generate import round_trip
 
 from nvmm_port.cli import main
@@ -22,13 +22,7 @@ FORK = "47136e7183913db69a33700c4cce256adc0c3ccd"
 
 @pytest.fixture(scope="module")
 def fork(tmp_path_factory) -> Path:
-    from nvmm_port.upstream.sync import find_mirror
-    mirror = find_mirror("https://github.com/haiku/haiku")
-    if mirror is None:
-        pytest.skip("no haiku/haiku mirror: `fetch github:haiku/haiku` brings one")
-    proj = make_project(tmp_path_factory.mktemp("fork"))
-    assert main(["--project", str(proj), "sync", "--name", "fork", "--git", str(mirror), "--ref", FORK]) == 0
-    return proj
+    return haiku_project(tmp_path_factory.mktemp("fork"), [("fork", FORK)])
 
 
 @pytest.mark.parametrize("os_name", ["haiku", "dragonfly", "netbsd"])
@@ -94,14 +88,8 @@ def test_os_private_helpers_are_told_apart_from_the_contract(fork: Path):
 @pytest.fixture(scope="module")
 def series(tmp_path_factory) -> Path:
     """Haiku's port as it grew: the pristine import, the 2024 GSoC port, the 2026 port."""
-    from nvmm_port.upstream.sync import find_mirror
-    mirror = find_mirror("https://github.com/haiku/haiku")
-    if mirror is None:
-        pytest.skip("no haiku/haiku mirror: `fetch github:haiku/haiku` brings one")
-    proj = make_project(tmp_path_factory.mktemp("series"))
-    for name, ref in (("base", "8b7bc49ce0"), ("mid", "099de13932"), ("head", FORK)):
-        assert main(["--project", str(proj), "sync", "--name", name, "--git", str(mirror), "--ref", ref]) == 0
-    return proj
+    return haiku_project(tmp_path_factory.mktemp("series"),
+                         [("base", "8b7bc49ce0"), ("mid", "099de13932"), ("head", FORK)])
 
 
 def test_drift_across_the_series_of_haiku_ports(series: Path):

@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_project
+from conftest import ROOT, haiku_project
 
 from nvmm_port.cli import main
 
@@ -49,13 +49,7 @@ def merge(spec_dir: Path, overlay: Path) -> set[str]:
 
 
 def _project(tmp_path_factory) -> Path:
-    from nvmm_port.upstream.sync import find_mirror
-    mirror = find_mirror("https://github.com/haiku/haiku")
-    if mirror is None:
-        pytest.skip("no haiku/haiku mirror: `fetch github:haiku/haiku` brings one")
-    proj = make_project(tmp_path_factory.mktemp("regen"))
-    for name, ref in (("base", BASE), ("fork", FORK)):
-        assert main(["--project", str(proj), "sync", "--name", name, "--git", str(mirror), "--ref", ref]) == 0
+    proj = haiku_project(tmp_path_factory.mktemp("regen"), [("base", BASE), ("fork", FORK)])
     for part in ("linux", "common"):
         shutil.copytree(ROOT / "shim" / part, proj / "shim" / part)
     return proj
