@@ -276,9 +276,27 @@ def test_sync_dir_each_layout(tmp_path, proj, capsys, name):
         # never silently: what the layout's excludes leave out is named
         assert "2 file(s) under the layout's folders left out by its excludes: " \
             "src/add-ons/kernel/drivers/nvmm/include/machine/ (1), src/add-ons/kernel/drivers/nvmm/include/sys/ (1)" \
-            in err
+            " (import them with --include GLOB)" in err
     else:
         assert "left out" not in err
+
+
+def test_include_imports_what_the_layout_leaves_out_and_is_recorded(tmp_path, proj, capsys):
+    src = write_tree(tmp_path / "haiku-src", TREES["haiku"])
+    glob = "src/add-ons/kernel/drivers/nvmm/include/machine/**"
+    rc, out, err = run(capsys, proj, "--name", "up", "--dir", str(src), "--include", glob)
+    assert rc == 0, err
+    listing = cache_listing(cache(proj))
+    # the one under machine/ comes in, at its place under the driver; sys/ stays out, and is named
+    assert [p for p in listing if p.startswith("driver/include/")] == \
+        [p for p in listing if p.startswith("driver/include/machine/")] != []
+    assert "1 file(s) under the layout's folders left out by its excludes: " \
+        "src/add-ons/kernel/drivers/nvmm/include/sys/ (1) (import them with --include GLOB)" in err
+    lock = Lock.load(proj / "upstream" / "up.lock")
+    assert lock.source["include"] == [glob]
+    # re-sync from the lock: the same files, nothing to do
+    rc, out, err = run(capsys, proj, "--name", "up")
+    assert rc == 0 and out.startswith("up to date up:"), (out, err)
 
 
 def test_exclude_globs_leave_files_out_and_are_recorded(tmp_path, proj, capsys):

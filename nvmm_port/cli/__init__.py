@@ -58,6 +58,9 @@ def _add_sync(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "revisions). Default: detect a known layout")
     p.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                    help="source paths to leave out (glob, relative to the repository); repeatable")
+    p.add_argument("--include", action="append", default=[], metavar="GLOB",
+                   help="source paths the detected layout leaves out to import anyway (glob, relative to the "
+                        "repository), at their place under the layout's folder; repeatable")
     p.add_argument("--check", action="store_true",
                    help="do not import: re-hash the cache against the lock and name every changed, "
                         "missing or extra file (exit 1 if any)")

@@ -297,7 +297,8 @@ def surface(project: Project, args: argparse.Namespace) -> int:
 def sync(project: Project, args: argparse.Namespace) -> int:
     from ..upstream.sync import SyncFailed, SyncSource, check, resolve_name
     from ..upstream.sync import sync as sync_upstream
-    source = SyncSource(git=args.git, dir=args.dir, ref=args.ref, paths=tuple(args.path), exclude=tuple(args.exclude))
+    source = SyncSource(git=args.git, dir=args.dir, ref=args.ref, paths=tuple(args.path), exclude=tuple(args.exclude),
+                        include=tuple(args.include))
     if args.check:
         if source.anything:
             raise PortError("--check takes no source", None, "drop --git/--dir/--ref/--path/--exclude")

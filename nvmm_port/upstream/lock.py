@@ -35,7 +35,7 @@ _COMMIT = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?\Z")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\Z")
 
 #: Order of the scalar keys of [source]; any others follow sorted.
-_SOURCE_ORDER = ("kind", "url", "path", "local", "ref", "commit", "exclude")
+_SOURCE_ORDER = ("kind", "url", "path", "local", "ref", "commit", "exclude", "include")
 
 
 def valid_name(name: str) -> bool:
@@ -122,7 +122,7 @@ class Lock:
                 raise _corrupt(path, f"source.commit {source['commit']!r} is not a full commit id")
         else:
             need(source, "path", str, "source.")
-        for key in ("exclude",):
+        for key in ("exclude", "include"):
             if key in source and not _str_list(source[key]):
                 raise _corrupt(path, f"source.{key} should be a list of strings")
         paths = source.get("paths", [])

@@ -317,6 +317,7 @@ class Spec:
     ref: str | None = None
     pin: str | None = None                 # commit recorded in the lock (re-sync)
     exclude: list[str] = field(default_factory=list)
+    include: list[str] = field(default_factory=list)   # globs imported although the layout leaves them out
     maps: list[PathMap] | None = None      # None: detect a known layout
     layout: str | None = None              # recorded layout when maps come from a lock
 
@@ -362,6 +363,7 @@ class SyncSource:
     ref: str | None = None
     paths: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
 
     @property
     def given(self) -> bool:
@@ -370,29 +372,30 @@ class SyncSource:
     @property
     def anything(self) -> bool:
         """Whether any source option is set (``--check`` takes none)."""
-        return bool(self.git or self.dir or self.ref or self.paths or self.exclude)
+        return bool(self.git or self.dir or self.ref or self.paths or self.exclude or self.include)
 
 
 def _spec_from_args(args: SyncSource, old: Lock | None, lock_path: Path) -> Spec:
     maps = _parse_path_args(list(args.paths))
     exclude = list(args.exclude)
+    include = list(args.include)
     if args.git:
         ref = args.ref or "HEAD"
         if is_remote(args.git):
-            return Spec("git", args.git, {"url": args.git}, ref=ref, exclude=exclude, maps=maps)
+            return Spec("git", args.git, {"url": args.git}, ref=ref, exclude=exclude, include=include, maps=maps)
         path = Path(args.git).expanduser().resolve()
         slug = mirror_slug(path)
         record = ({"url": f"https://github.com/{slug[0]}/{slug[1]}", "local": str(path)} if slug
                   else {"url": str(path)})
-        return Spec("git", str(path), record, ref=ref, exclude=exclude, maps=maps)
+        return Spec("git", str(path), record, ref=ref, exclude=exclude, include=include, maps=maps)
     if args.dir:
         if args.ref:
             raise PortError("--ref only applies to --git", None, "drop --ref, or use --git")
         path = Path(args.dir).expanduser().resolve()
-        return Spec("dir", str(path), {"path": str(path)}, exclude=exclude, maps=maps)
+        return Spec("dir", str(path), {"path": str(path)}, exclude=exclude, include=include, maps=maps)
     # No source: the one recorded in the lock.
-    if args.ref or args.paths or args.exclude:
-        raise PortError("--ref, --path and --exclude need a source", None,
+    if args.ref or args.paths or args.exclude or args.include:
+        raise PortError("--ref, --path, --exclude and --include need a source", None,
                         "add --git URL|PATH or --dir PATH, or drop them to re-sync from the lock")
     if old is None:
         raise PortError("no lock to re-sync from", lock_path,
@@ -400,9 +403,10 @@ def _spec_from_args(args: SyncSource, old: Lock | None, lock_path: Path) -> Spec
     src = old.source
     maps = [PathMap(p["from"], p["to"], tuple(p["exclude"])) for p in src.get("paths", [])] or None
     exclude = list(src.get("exclude", []))
+    include = list(src.get("include", []))
     record = {k: src[k] for k in ("url", "path", "local") if k in src}
     if src["kind"] == "dir":
-        return Spec("dir", src["path"], record, exclude=exclude, maps=maps, layout=old.layout)
+        return Spec("dir", src["path"], record, exclude=exclude, include=include, maps=maps, layout=old.layout)
     url = src["url"]
     location = url
     mirror = find_mirror(url)
@@ -410,8 +414,8 @@ def _spec_from_args(args: SyncSource, old: Lock | None, lock_path: Path) -> Spec
         location = str(mirror)
     elif src.get("local") and Path(src["local"]).is_dir() and (is_remote(url) or not Path(url).exists()):
         location = src["local"]  # the clone the lock was made from, if it is still there
-    return Spec("git", location, record, ref=src["ref"], pin=src["commit"], exclude=exclude, maps=maps,
-                layout=old.layout)
+    return Spec("git", location, record, ref=src["ref"], pin=src["commit"], exclude=exclude, include=include,
+                maps=maps, layout=old.layout)
 
 
 @contextlib.contextmanager
@@ -467,6 +471,8 @@ def _plan(spec: Spec, tree: GitTree | DirTree, warnings: list[str]) -> Plan:
         if excluded(rel, spec.exclude):
             continue
         internal = map_path(maps, rel, groups_by_map.get(m.src))
+        if internal is None and excluded(rel, spec.include):
+            internal = f"{m.dest}/{rel[len(m.src) + 1:]}"     # --include: as it lies under the folder
         if internal is None:
             left_out.append(rel)
             continue
@@ -484,7 +490,8 @@ def _plan(spec: Spec, tree: GitTree | DirTree, warnings: list[str]) -> Plan:
             d = rel.rsplit("/", 1)[0]
             dirs[d] = dirs.get(d, 0) + 1
         warnings.append(f"{where}: {len(left_out)} file(s) under the layout's folders left out by its excludes: "
-                        + ", ".join(f"{d}/ ({n})" for d, n in sorted(dirs.items())))
+                        + ", ".join(f"{d}/ ({n})" for d, n in sorted(dirs.items()))
+                        + " (import them with --include GLOB)")
     if explicit:
         for m in maps:
             if not present[m.src] and m.optional:
@@ -741,6 +748,8 @@ def _sync(project: Project, name: str, args: SyncSource, progress: ui.Progress, 
         source["commit"] = commit
     if spec.exclude:
         source["exclude"] = list(spec.exclude)
+    if spec.include:
+        source["include"] = list(spec.include)
     source["paths"] = [{"from": m.src, "to": m.dest, "exclude": list(m.exclude)} for m in plan.maps]
     new = Lock(name, plan.layout, _now(), __version__, source, locked)
 
