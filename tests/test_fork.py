@@ -176,3 +176,16 @@ def test_adopt_haiku_port_onto_its_base(series: Path, tmp_path: Path, capsys):
         if f.is_file():
             rel = f.relative_to(port).as_posix()
             assert (gen / rel).read_bytes() == f.read_bytes(), rel
+
+
+def test_a_forks_own_cxx_glue_is_read_as_cxx_against_its_contract(fork: Path):
+    """Haiku's nvmm_haiku.cpp (and VMVirtualAddressSpace.cpp) parsed as C++ with __HAIKU__: which of
+    the out-of-line primitives Haiku's contract declares they define.  Checked by hand: `flsll` is
+    declared in Haiku's arm of nvmm_os.h (and used by a macro there) and defined nowhere in the tree."""
+    from nvmm_port.analysis.analyze import analyze_project
+    from nvmm_port.project import Project
+    (glue,) = analyze_project(Project(fork), "fork").glue
+    assert glue.os == "haiku" and "driver/nvmm_haiku.cpp" in glue.files
+    assert glue.defined["os_vmobj_create"].startswith("driver/nvmm_haiku.cpp:")
+    assert {"os_vmspace_get_vmmap", "haiku_thread_pin", "os_pagemem_zalloc"} <= set(glue.defined)
+    assert glue.missing == ["flsll"] and len(glue.defined) >= 30

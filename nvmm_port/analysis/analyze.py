@@ -37,6 +37,7 @@ from .model import (
     Definition,
     FileCoverage,
     ForeignIdentifier,
+    OSGlue,
     Primitive,
     Surface,
     Upstream,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
 CONTRACT_NAME = "nvmm_os.h"
 SOURCE_EXT = (".c", ".h", ".S", ".s")
+CXX_EXT = (".cpp", ".cc")
 PRIMARY_FLAVOUR = "netbsd"
 
 C_KEYWORDS = frozenset("""
@@ -666,7 +668,45 @@ class Analyzer:
         vps = self.variation_points()
         foreign = self.foreign_identifiers(prims, compat)
         cov = self.coverage()
-        return Surface(self.upstream, self.contract or "", prims, vps, foreign, cov, compat)
+        update("the OSes' own glue")
+        glue = self.os_glue(prims)
+        return Surface(self.upstream, self.contract or "", prims, vps, foreign, cov, compat, glue)
+
+    def os_glue(self, prims: list[Primitive]) -> list[OSGlue]:
+        """Per OS with implementation files of its own in the tree (named after it, as a fork's
+        `nvmm_haiku.cpp`; with a C++ one, the tree's other C++ files too): the out-of-line primitives
+        its contract declares, found defined there or not.  C++ is parsed as C++, in the OS's
+        configuration."""
+        driver = [f for f in self.upstream.files if f.startswith("driver/")]
+        out = []
+        for os_name in self.oses:
+            own = [f for f in driver if os_name in os.path.basename(f).lower() and f.endswith((".c", *CXX_EXT))]
+            if not own:
+                continue
+            if any(f.endswith(CXX_EXT) for f in own):
+                own += [f for f in driver if f.endswith(CXX_EXT) and f not in own]
+            wanted = sorted(p.name for p in prims
+                            if (d := p.definitions.get(os_name) or p.definitions.get("all")) is not None
+                            and d.kind == OUT_OF_LINE)
+            found: dict[str, str] = {}
+            for f in sorted(own):
+                for decl in self._parse_glue(f, os_name).decls:
+                    if decl.kind == "function" and decl.is_definition and decl.file == f and decl.name in wanted:
+                        found.setdefault(decl.name, f"{f}:{decl.line}")
+            out.append(OSGlue(os_name, sorted(own), dict(sorted(found.items())),
+                              [n for n in wanted if n not in found]))
+        return out
+
+    def _parse_glue(self, path: str, flavour: str) -> clangparse.ParsedTU:
+        """An OS's own file in that OS's kernel configuration; C++ as C++ (its headers, the OS's own,
+        are not here: libclang recovers and keeps the definitions)."""
+        env = flavour_env(flavour, self.oses, True)
+        dirs = [self.root / os.path.dirname(path), self.root / "driver"]
+        args = clangparse.base_args(_clang_defines(env), dirs, self.sysroot.root_for("driver"))
+        if path.endswith(CXX_EXT):
+            args[args.index("c")] = "c++"
+            args[args.index("-std=gnu11")] = "-std=gnu++17"
+        return clangparse.parse(self.root / path, args, self.root)
 
 
 # ---------------------------------------------------------------------------

@@ -166,6 +166,21 @@ class Upstream:
 
 
 @dataclass
+class OSGlue:
+    """An OS's own implementation files in the tree (a fork's `nvmm_haiku.cpp`), read in that OS's
+    configuration (C++ as C++): which of the out-of-line primitives its contract arm declares they
+    define, and which none does."""
+
+    os: str
+    files: list[str]
+    defined: dict[str, str] = field(default_factory=dict)    # primitive -> file:line of its definition
+    missing: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Surface:
     """The porting surface of one upstream: the whole analysis model."""
 
@@ -176,6 +191,7 @@ class Surface:
     foreign_identifiers: list[ForeignIdentifier]
     coverage: list[FileCoverage]
     contract_compat: dict[str, dict[str, Definition]] = field(default_factory=dict)
+    glue: list[OSGlue] = field(default_factory=list)
     # upstream's files (text, lines, preprocessor scan), attached by the analysis; not serialised
     sources: UpstreamSources | None = field(default=None, repr=False, compare=False)
 
@@ -242,4 +258,5 @@ class Surface:
             "variation_points": [v.to_json() for v in self.variation_points],
             "foreign_identifiers": [f.to_json() for f in self.foreign_identifiers],
             "coverage": [c.to_json() for c in self.coverage],
+            "glue": [g.to_json() for g in self.glue],
         }

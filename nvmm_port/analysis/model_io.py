@@ -9,6 +9,7 @@ from .model import (
     Definition,
     FileCoverage,
     ForeignIdentifier,
+    OSGlue,
     Primitive,
     Surface,
     Upstream,
@@ -44,4 +45,5 @@ def surface_from_json(data: dict[str, Any]) -> Surface:
     cov = [FileCoverage(**c) for c in data["coverage"]]
     compat = {n: {os: _definition(os, d) for os, d in defs.items()}
               for n, defs in data.get("contract_compat", {}).items()}
-    return Surface(up, data["contract_file"], prims, vps, foreign, cov, compat)
+    glue = [OSGlue(**g) for g in data.get("glue", [])]
+    return Surface(up, data["contract_file"], prims, vps, foreign, cov, compat, glue)

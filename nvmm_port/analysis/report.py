@@ -98,4 +98,6 @@ def render_markdown(surface: Surface) -> str:
         foreign_groups=[(g, [[f"`{f.name}`", str(f.uses), ", ".join(os_title(o) for o in f.flavours), f.where]
                              for f in foreign[g]]) for g in order],
         coverage=coverage,
+        glue=[[os_title(g.os), ", ".join(f"`{f}`" for f in g.files), str(len(g.defined)),
+               ", ".join(f"`{n}`" for n in g.missing) or "none"] for g in surface.glue],
     )
