@@ -239,3 +239,18 @@ def test_e2e_run_passes(cpu, smp):
     if smp >= 2:
         assert steps["smp"]["values"]["host_cpus"] == "2" and int(steps["smp"]["values"]["migrations"]) >= 4
     assert (ROOT / "build" / "e2e" / f"linux-{cpu}-smp{smp}" / "serial.log").stat().st_size > 0
+
+
+def test_rt_and_lockdep_splats_fail_the_step():
+    """What PREEMPT_RT and lockdep print when the VM-entry path sleeps where it may not: each fails
+    the step it happens in (Debian's RT kernels have no DEBUG_ATOMIC_SLEEP, but a real sleep with
+    preemption off still prints "scheduling while atomic")."""
+    plan = e2e.test_plan(e2e.Options(cpu="vmx", smp=2), ["h_io_assist"])
+    for msg in ("BUG: sleeping function called from invalid context at kernel/locking/spinlock_rt.c:48",
+                "BUG: scheduling while atomic: h_io_assist/123/0x00000002",
+                "WARNING: possible circular locking dependency detected",
+                "WARNING: possible recursive locking detected",
+                "WARNING: inconsistent lock state",
+                "INFO: trying to register non-static key."):
+        f = follow(plan, step_lines("h_io_assist", 0, ["Test 'test1 - INB' passed"], [msg]))
+        assert f.runs["h_io_assist"].verdict == "FAIL", msg

@@ -147,6 +147,23 @@ def _add_adopt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="spec directory to write (e.g. build/adopt-haiku; never a directory git tracks)")
 
 
+def _add_matrix(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "matrix", help="the CI build matrix: list its cells, run them here, or emit the GitHub workflow",
+        description=("Cells are target x kernel (Linux: 6.1, 6.1-rt, 6.12, 6.12-rt; Haiku: its pinned tree) x CPU "
+                     "(vmx, svm) x upstream (each synced lock the target's spec fits), each running generate, "
+                     "build and e2e where the target can run. Without --run the cells are listed. --run runs "
+                     "them in order and prints a table, writing build/matrix/result.json and result.md (exit 1 "
+                     "when a cell fails; the first failure stops the run unless --keep-going). --emit github "
+                     "writes .github/workflows/matrix.yml, one job per cell."))
+    p.add_argument("--run", action="store_true", help="run the chosen cells")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="only cells with KEY (target, kernel, cpu, upstream, step) = VALUE; repeatable")
+    p.add_argument("--keep-going", action="store_true", help="run every cell even after one fails")
+    p.add_argument("--emit", choices=("github",), help="write the workflow for this CI instead of running")
+    p.add_argument("--check", action="store_true", help="with --emit: exit 1 if the committed workflow is stale")
+
+
 def _add_drift(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "drift", help="what changed between two synced upstreams, and what it breaks in each target's spec",
@@ -187,7 +204,11 @@ def _add_build(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--target", required=True, help="a target name under shim/, or the path of a spec directory")
     p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
     p.add_argument("--out", metavar="DIR", help="output directory (default build/TARGET)")
-    p.add_argument("--kdir", metavar="DIR", help="kernel build directory (default /lib/modules/$(uname -r)/build)")
+    p.add_argument("--kdir", metavar="DIR", help="kernel build directory (default /lib/modules/$(uname -r)/build, "
+                                                 "else the headers of Debian's default kernel)")
+    p.add_argument("--kernel-release", metavar="REL",
+                   help="build against the Debian headers of this release (6.12.113+deb12-rt-amd64, as uname -r "
+                        "says; gen.py setup --kernel-release REL installs them)")
     p.add_argument("--flatten", action="store_true", help="build the flattened tree")
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel make jobs")
 
@@ -207,6 +228,9 @@ def _add_e2e(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--keep", metavar="DIR", help="work in DIR and keep everything (ISO, initramfs, programs)")
     p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
     p.add_argument("--kdir", metavar="DIR", help="kernel headers to build against (default: as gen.py build)")
+    p.add_argument("--kernel-release", metavar="REL",
+                   help="build against this Debian release's headers and boot its image (6.1.0-57-rt-amd64, as "
+                        "uname -r says; gen.py setup --kernel-release REL installs headers, image and source)")
     p.add_argument("--kernel", choices=("auto", "lz4", "stock"), default="auto",
                    help="boot image: the stock Debian vmlinuz, or the same kernel re-wrapped with LZ4 (faster "
                         "boot; needs linux-source); auto = lz4 when possible")
@@ -224,16 +248,20 @@ def _add_setup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "setup", help="install the Debian packages a job needs (idempotent; says what and why)",
         description=("Install the Debian packages that building a port (build), running it under Bochs (e2e) "
                      "and the test suite (test) need, saying for each what it is for. Packages already "
-                     "installed are left alone; the guest kernel image and source are those of the newest "
-                     "linux-headers-*-amd64, planned once the headers are in. Python packages come from "
+                     "installed are left alone; the guest kernel image and source are those of Debian's "
+                     "default release (what linux-headers-amd64 brings), planned once the headers are in, and of "
+                     "every --kernel-release given. Python packages come from "
                      "pyproject.toml (pip install -e '.[test]'). Needs root (or sudo) unless nothing is missing."))
     p.add_argument("--for", dest="jobs", default="all", metavar="JOB[,JOB]",
                    help="build, e2e, test or all (default all; e2e implies build)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and install nothing")
+    p.add_argument("--kernel-release", action="append", default=[], metavar="REL",
+                   help="also install the headers, image and source of this Debian kernel release (for build "
+                        "and e2e --kernel-release); repeatable")
 
 
 def _setup_command(project: Project, args: argparse.Namespace) -> int:
-    from ..run import system
+    from ..run import kernels, system
     jobs = system.parse_jobs(args.jobs)
     system.check_platform()
 
@@ -260,7 +288,9 @@ def _setup_command(project: Project, args: argparse.Namespace) -> int:
             raise PortError("linux-headers-amd64 installed no /usr/src/linux-headers-*-amd64", "/usr/src",
                             "check the package on this Debian release")
         else:
-            second = system.plan(jobs, system.kernel_needs(release))
+            extra = [kernels.parse(r) for r in args.kernel_release]
+            second = system.plan(jobs, system.kernel_needs(release)
+                                 + [n for k in extra for n in system.release_needs(k)])
             show(second)
             if not args.dry_run:
                 system.install(second.missing, lambda line: print(f"    | {line}"))
@@ -286,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_generate(sub)
     _add_extract(sub)
     _add_adopt(sub)
+    _add_matrix(sub)
     _add_new_target(sub)
     _add_surface(sub)
     _add_drift(sub)
@@ -306,6 +337,7 @@ COMMANDS = {
     "surface": ("cli.commands", "surface"),
     "extract-target": ("cli.commands", "extract_target"),
     "adopt": ("cli.commands", "adopt"),
+    "matrix": ("cli.commands", "matrix"),
     "drift": ("cli.commands", "drift"),
     "stamp": ("cli.commands", "stamp"),
 }

@@ -123,10 +123,33 @@ def generate(project: Project, args: argparse.Namespace) -> int:
 
 # ---- build
 
+def _kdir(args: argparse.Namespace) -> str | None:
+    """--kdir, or the headers of --kernel-release (which must be installed)."""
+    release = getattr(args, "kernel_release", None)
+    if release is None:
+        return str(args.kdir) if args.kdir else None
+    from ..run.kernels import from_arg
+    if args.kdir:
+        raise PortError("--kdir and --kernel-release both name the kernel", None, "give one of them")
+    kernel = from_arg(release)
+    if not (kernel.kdir / "Makefile").is_file():
+        raise PortError(f"the headers of {release} are not installed", kernel.kdir,
+                        f"run gen.py setup --for e2e --kernel-release {release}")
+    return str(kernel.kdir)
+
+
+def _release(args: argparse.Namespace) -> str | None:
+    from ..run.kernels import from_arg
+    return from_arg(args.kernel_release).release if getattr(args, "kernel_release", None) else None
+
+
 def build(project: Project, args: argparse.Namespace) -> int:
     from ..run.build import build_port
     from ..run.haiku import AddonBuilt
-    built = build_port(project, args.target, args.upstream, args.out, args.kdir, args.flatten, args.jobs,
+    out = args.out
+    if out is None and _release(args):
+        out = str(project.build_dir / f"{Path(args.target).name}-{_release(args)}")   # as e2e builds it
+    built = build_port(project, args.target, args.upstream, out, _kdir(args), args.flatten, args.jobs,
                        progress=_progress())
     if isinstance(built, AddonBuilt):
         return _report_addon(built)
@@ -186,7 +209,8 @@ def e2e(project: Project, args: argparse.Namespace) -> int:
     from ..run.e2e import Options, report, run_e2e
     opts = Options(cpu=args.cpu, smp=args.smp, leak_cycles=args.leak_cycles, fuzz_calls=args.fuzz_calls,
                    seed=args.seed)
-    run = run_e2e(project, args.target, opts, _echo, upstream=args.upstream, kdir=args.kdir, jobs=args.jobs,
+    run = run_e2e(project, args.target, opts, _echo, upstream=args.upstream, kdir=_kdir(args), jobs=args.jobs,
+                  release=_release(args),
                   kernel_mode=args.kernel, keep=args.keep, timeout=args.timeout, verbose=args.verbose,
                   cpu_model=args.cpu_model, progress=_progress())
     report(run.result, _echo)
@@ -343,3 +367,46 @@ def _sync_summary(rows: list[SummaryRow]) -> None:
     for row in rows:
         table.add_row(row.group, str(row.files), f"{row.bytes:,}", style="bold" if row.group == "total" else None)
     Console(stderr=True, highlight=False).print(table)
+
+
+# ---- matrix
+
+def matrix(project: Project, args: argparse.Namespace) -> int:
+    """List the cells; --run runs them (exit 1 when one fails); --emit github writes the workflow
+    (--check: exit 1 if the committed one is stale)."""
+    from ..run import matrix as m
+    filters = m.parse_filters(args.filter)
+    all_cells = m.cells(project)
+    if args.emit:
+        text = m.github_workflow(all_cells)
+        path = project.root / m.WORKFLOW
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                print(f"{m.WORKFLOW}: stale; run gen.py matrix --emit github", file=sys.stderr)
+                return 1
+            print(f"{m.WORKFLOW}: up to date ({len(all_cells)} jobs)")
+            return 0
+        _write_atomic(path, text)
+        print(f"wrote {m.WORKFLOW}: {len(all_cells)} jobs")
+        return 0
+    chosen = m.select(all_cells, filters)
+    if not chosen:
+        raise PortError("no cell matches the filters", None,
+                        "gen.py matrix lists the cells; filter on " + ", ".join(m.KEYS))
+    if not args.run:
+        for c in chosen:
+            print(f"{c.target:8s} {c.kernel:22s} {c.cpu:4s} {c.upstream:16s} {' '.join(c.steps)}")
+        print(f"{len(chosen)} cell(s); gen.py matrix --run runs them")
+        return 0
+    results = m.run(project, chosen, _echo, keep_going=args.keep_going)
+    from rich.console import Console
+    Console().print(m.table(results))
+    js, md = m.write_results(project, results)
+    for r in results:
+        if r.status == "FAIL":
+            bad = next(s for s in r.steps if s.status == "FAIL")
+            print(f"FAIL {r.cell.id}: {bad.step}: {bad.reason}\n  log: {bad.log}", file=sys.stderr)
+            for line in m._tail(bad.log, 8):
+                print(f"  | {line}", file=sys.stderr)
+    print(f"results: {js}, {md}")
+    return 1 if any(r.status == "FAIL" for r in results) else 0

@@ -64,6 +64,18 @@ def _payload(img: bytes, where: Path) -> tuple[int, int]:
     return (setup_sects + 1) * 512 + offset, length
 
 
+_MAGICS = {b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd", b"\x02\x21\x4c\x18": "lz4",
+           b"\x1f\x8b": "gzip"}
+
+
+def payload_format(vmlinuz: Path) -> str:
+    """How a bzImage's payload is compressed (xz, zstd, lz4, gzip), by its magic bytes."""
+    img = vmlinuz.read_bytes()
+    start, _ = _payload(img, vmlinuz)
+    head = img[start:start + 6]
+    return next((name for magic, name in _MAGICS.items() if head.startswith(magic)), "unknown")
+
+
 def split_payload(vmlinuz: Path) -> tuple[bytes, bytes]:
     """(kernel ELF, relocation table) of an XZ-compressed bzImage."""
     img = vmlinuz.read_bytes()

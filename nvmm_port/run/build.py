@@ -82,10 +82,15 @@ def read_modinfo(ko: Path) -> dict[str, list[str]]:
 
 
 def default_kdir() -> Path:
-    """The running kernel's build dir; else the newest Debian linux-headers-*-amd64 installed."""
+    """The running kernel's build dir; else the headers of Debian's default release (what
+    linux-headers-amd64 depends on), else the newest Debian linux-headers-*-amd64 installed."""
+    from .kernels import default_release
     running = _running_kdir()
     if (running / "Makefile").is_file():
         return running
+    default = default_release()
+    if default is not None and (default.kdir / "Makefile").is_file():
+        return default.kdir
     debian = sorted(Path("/usr/src").glob("linux-headers-*-amd64"), key=_version_key)
     if debian:
         return debian[-1]
@@ -267,7 +272,7 @@ def build_port(project: Project, target: str, upstream: str | None, out: str | P
     userland) or Jam (a Haiku add-on and its userland, compiled and checked against Haiku's tree)."""
     spec, surface, cache = prepare(project, target, upstream, progress)
     check_spec(spec, surface)
-    where = Path(out) if out else project.build_dir / spec.name
+    where = Path(out).resolve() if out else project.build_dir / spec.name     # Kbuild M= wants it absolute
     with tree_lock(where):
         if spec.build.system == "jam":
             from .haiku import build_addon

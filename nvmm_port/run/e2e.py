@@ -39,7 +39,8 @@ FINAL_MARKER = "E2E-DONE"
 BAD_KMSG = re.compile(
     r"BUG:|Oops|WARNING:|Call Trace|general protection|kernel BUG|refcount_t:|list_(add|del) corruption|"
     r"UBSAN|KASAN|soft lockup|hard LOCKUP|blocked for more than|rcu.*(stall|starved)|segfault at|traps:|"
-    r"double fault|unable to handle|Modules linked in")
+    r"double fault|unable to handle|Modules linked in|INFO: trying to register non-static key|"
+    r"scheduling while atomic|sleeping function called from invalid context|possible (circular|recursive) locking")
 
 # The end-to-end programs (shim/common/e2e/NAME.c), built static against the port's libnvmm.
 GUEST_PROGRAMS = ("nvmm_smp", "nvmm_owner", "nvmm_leak", "nvmm_fuzz", "nvmm_teardown", "nvmm_exits")
@@ -470,6 +471,10 @@ def report(res: Result, echo: Callable[[str], None]) -> None:
 def choose_kernel(image: bootimage.KernelImage, mode: str, cache: Path, echo: Callable[[str], None]) -> Path:
     if mode == "stock":
         return image.vmlinuz
+    if mode == "auto" and bootimage.payload_format(image.vmlinuz) != "xz":
+        # the re-wrap saves XZ's slow decompression; Debian's 6.12 images are zstd, which is fast already
+        echo(f"note: {image.vmlinuz.name} is {bootimage.payload_format(image.vmlinuz)}-compressed: booting it as is")
+        return image.vmlinuz
     if mode == "auto" and (bootimage.linux_source_tarball(image.release) is None or image.config is None):
         echo(f"note: no linux-source for {image.release}: booting the stock XZ image (~40 s slower per boot); "
              "apt-get install linux-source-" + ".".join(image.release.split(".")[:2]) + " to speed it up")
@@ -489,12 +494,13 @@ class Prepared:
 
 def prepare(project: Project, target: str, upstream: str | None, kdir: str | None, jobs: int, kernel_mode: str,
             workdir: Path, echo: Callable[[str], None], kvm_cpu: str | None = None,
-            progress: ui.Progress = ui.SILENT) -> Prepared:
-    """Build (if stale) and copy what the guest needs into ``workdir``; choose the boot image."""
+            progress: ui.Progress = ui.SILENT, out: Path | None = None) -> Prepared:
+    """Build (if stale) into ``out`` (default build/TARGET) and copy what the guest needs into
+    ``workdir``; choose the boot image."""
     t0 = time.monotonic()
-    tree = project.build_dir / Path(target).name      # where build_target renders it
+    tree = out or project.build_dir / Path(target).name      # where build_target renders it
     with tree_lock(tree):
-        built = build_target(project, target, upstream, None, kdir, False, jobs, lock=False, progress=progress)
+        built = build_target(project, target, upstream, out, kdir, False, jobs, lock=False, progress=progress)
         if built.userland is None:
             raise PortError(f"target {built.spec.name} builds no userland, so there is nothing to run in the "
                             "guest", built.spec.toml_path, "set [build] userland = true")
@@ -544,20 +550,24 @@ class E2ERun:
 def run_e2e(project: Project, target: str, opts: Options, echo: Callable[[str], None], *,
             upstream: str | None = None, kdir: str | None = None, jobs: int = 1, kernel_mode: str = "auto",
             keep: str | Path | None = None, timeout: float = 1500, verbose: bool = False,
-            cpu_model: str | None = None, progress: ui.Progress = ui.SILENT) -> E2ERun:
+            cpu_model: str | None = None, progress: ui.Progress = ui.SILENT, release: str | None = None) -> E2ERun:
     """Build TARGET if stale, boot it under Bochs with ``opts.cpu`` and judge every step of the test
-    plan; ``echo`` follows the boot line by line (steps as they start and end)."""
+    plan; ``echo`` follows the boot line by line (steps as they start and end).  With ``release``
+    (a kernel other than the default) the port builds in build/TARGET-RELEASE and the results go to
+    build/e2e/TARGET-RELEASE-CPU-smpN."""
     if opts.cpu not in BACKENDS:
         raise PortError(f"unknown --cpu {opts.cpu}", None, "use vmx or svm")
     if opts.smp < 1 or opts.smp > 8:
         raise PortError(f"--smp {opts.smp} is out of range", None, "use 1 to 8")
     t0 = time.monotonic()
-    final = project.build_dir / "e2e" / f"{Path(target).name}-{opts.cpu}-smp{opts.smp}"
+    name = Path(target).name + (f"-{release}" if release else "")
+    out = project.build_dir / name if release else None
+    final = project.build_dir / "e2e" / f"{name}-{opts.cpu}-smp{opts.smp}"
     kept = Path(keep).resolve() if keep else None
     with tempfile.TemporaryDirectory(prefix="nvmm-e2e-") as tmp:
         workdir = kept or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        prep = prepare(project, target, upstream, kdir, jobs, kernel_mode, workdir, echo, progress=progress)
+        prep = prepare(project, target, upstream, kdir, jobs, kernel_mode, workdir, echo, progress=progress, out=out)
         plan = test_plan(opts, prep.upstream_tests)
         res = run_plan(project, plan, opts.cpu, opts.smp, workdir, prep.module, prep.files, prep.kernel, echo,
                        timeout, verbose, cpu_model, prep.phases)

@@ -21,16 +21,19 @@ planned in a second round, after the first is installed.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import PortError
 
 JOBS = ("build", "e2e", "test")
+
+if TYPE_CHECKING:
+    from .kernels import KernelRelease
 
 
 @dataclass(frozen=True)
@@ -96,9 +99,11 @@ def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
 
 
 def headers_release(src: Path = Path("/usr/src")) -> str | None:
-    """The release of the newest Debian ``linux-headers-*-amd64`` installed (what builds use)."""
-    found = sorted(src.glob("linux-headers-*-amd64"), key=lambda p: [int(x) for x in re.findall(r"\d+", p.name)])
-    return found[-1].name.removeprefix("linux-headers-") if found else None
+    """The release builds use by default: the one ``linux-headers-amd64`` depends on (Debian's
+    default line), whatever other releases are installed."""
+    from .kernels import default_release
+    found = default_release(src=src)
+    return found.release if found is not None else None
 
 
 def kernel_needs(release: str) -> list[Need]:
@@ -109,6 +114,15 @@ def kernel_needs(release: str) -> list[Need]:
              f"the guest kernel: the release the module is built against ({release})"),
         Need(("e2e",), (f"linux-source-{major_minor}",),
              "the kernel's source, for the LZ4 re-wrap of that image (byte-identical kernel)"),
+    ]
+
+
+def release_needs(kernel: KernelRelease) -> list[Need]:
+    """What --kernel-release REL adds: that release's headers, image and line's source."""
+    return [
+        Need(("e2e",), (kernel.headers_package,), f"the kernel build directory of {kernel.release} (--kernel-release)"),
+        Need(("e2e",), (kernel.image_package(),), f"the guest kernel {kernel.release} ({kernel.flavour})"),
+        Need(("e2e",), (kernel.source_package,), f"the {kernel.line} source, for the LZ4 re-wrap of that image"),
     ]
 
 

@@ -6,8 +6,10 @@
  * per-CPU page lists drained at both points), so neither the program's own page tables nor
  * first-use allocations count; the deltas are printed in KiB.
  *
- * Free memory is noisy by up to ~2.1 MiB between two points here (free pages parked in per-CPU
- * lists, compaction; 2,132 KiB measured on a 1-CPU AMD guest with slab and shmem deltas of 0), so
+ * Free memory is MemFree plus the pages parked in the per-CPU page lists (e2e_pcp_kib: since 6.7
+ * those lists grow to several MiB and no sysctl drains them; 6.12 parked ~19 MiB there after 1,000
+ * SVM cycles).  It is still noisy by up to ~2.1 MiB between two points (compaction; 2,132 KiB
+ * measured on a 1-CPU AMD guest with slab and shmem deltas of 0), so
  * it has its own limit of 3 MiB, below the ~4 MiB one leaked page per cycle costs over 1,000
  * cycles; unreclaimable slab and shmem are steady and get a tight one.
  *
@@ -26,7 +28,7 @@ snap(struct snapshot *s)
 {
 	e2e_settle();
 	usleep(100000);
-	s->free = e2e_meminfo("MemFree");
+	s->free = e2e_meminfo("MemFree") + e2e_pcp_kib();	/* free: in the buddy lists or per CPU */
 	s->unreclaim = e2e_meminfo("SUnreclaim");
 	s->shmem = e2e_meminfo("Shmem");
 }

@@ -25,6 +25,7 @@
 #include <linux/smp.h>
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
+#include <linux/version.h>
 #include <linux/vmalloc.h>
 #include <asm/cpu_entry_area.h>
 #include <asm/debugreg.h>

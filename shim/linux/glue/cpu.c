@@ -9,6 +9,11 @@ struct nvmm_linux_cpu nvmm_linux_cpus[NVMM_LINUX_MAXCPUS];
 static_assert(sizeof(struct nvmm_linux_cpuset) == sizeof(struct cpumask),
 	      "struct nvmm_linux_cpuset must mirror struct cpumask");
 
+int nvmm_linux_curcpu_number(void)
+{
+	return raw_smp_processor_id();
+}
+
 static void nvmm_linux_cpus_init(void)
 {
 	int cpu;
@@ -106,7 +111,11 @@ bool nvmm_linux_guest_enter(void)
 {
 	if (signal_pending(current) || need_resched())
 		return true;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+	rcu_virt_note_context_switch();		/* its unused CPU argument went in 6.4 */
+#else
 	rcu_virt_note_context_switch(smp_processor_id());
+#endif
 	return false;
 }
 

@@ -204,6 +204,12 @@ int nvmm_linux_ioctl(struct nvmm_owner *owner, unsigned long cmd, void *data);
 /* ------------------------------------------------------------------------------------------ */
 /* Inline primitives of the VM-entry path. */
 
+/*
+ * The current CPU's number (raw_smp_processor_id(): where Linux keeps it changed in 6.2, from the
+ * per-CPU cpu_number to pcpu_hot.cpu_number, so the glue reads it with Linux's own headers).
+ */
+int nvmm_linux_curcpu_number(void);
+
 #ifdef _KERNEL		/* upstream's world: Linux's own declarations are not visible here */
 
 /*
@@ -218,20 +224,6 @@ int nvmm_linux_ioctl(struct nvmm_owner *owner, unsigned long cmd, void *data);
 #define _IOW(type, nr, t)	_IOC(1U, (type), (nr), sizeof(t))
 #define _IOWR(type, nr, t)	_IOC(3U, (type), (nr), sizeof(t))
 
-/*
- * The current CPU's number: Linux's per-CPU cpu_number, read %gs-relative like
- * raw_smp_processor_id().
- */
-extern int cpu_number;
-
-static inline int
-nvmm_linux_curcpu_number(void)
-{
-	int n;
-
-	__asm__ ("movl %%gs:%c1, %0" : "=r" (n) : "i" (&cpu_number));
-	return n;
-}
 
 #define nvmm_linux_curcpu()	(&nvmm_linux_cpus[nvmm_linux_curcpu_number()])
 
