@@ -288,7 +288,7 @@ def _setup_command(project: Project, args: argparse.Namespace) -> int:
             raise PortError("linux-headers-amd64 installed no /usr/src/linux-headers-*-amd64", "/usr/src",
                             "check the package on this Debian release")
         else:
-            extra = [kernels.parse(r) for r in args.kernel_release]
+            extra = [kernels.from_arg(r) for r in args.kernel_release]
             second = system.plan(jobs, system.kernel_needs(release)
                                  + [n for k in extra for n in system.release_needs(k)])
             show(second)

@@ -66,11 +66,17 @@ class KernelRelease:
         return f"linux-source-{self.line}"
 
     def image_package(self, run: Runner = _run) -> str:
-        """linux-image-REL, or its -unsigned build when Debian signs none of that release (6.12)."""
-        for name in (f"linux-image-{self.release}", f"linux-image-{self.release}-unsigned"):
+        """The image package: whichever of linux-image-REL and its -unsigned build (the same kernel,
+        /boot/vmlinuz-REL either way) is installed; else the signed one when Debian has it."""
+        names = (f"linux-image-{self.release}", f"linux-image-{self.release}-unsigned")
+        proc = run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\\n", *names])
+        for line in proc.stdout.splitlines():
+            if line.endswith(" installed"):
+                return line.split()[0]
+        for name in names:
             if _known_package(name, run):
                 return name
-        return f"linux-image-{self.release}"
+        return names[0]
 
     def packages(self, run: Runner = _run) -> list[str]:
         return [self.headers_package, self.image_package(run), self.source_package]
