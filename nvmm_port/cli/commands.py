@@ -400,7 +400,10 @@ def matrix(project: Project, args: argparse.Namespace) -> int:
         return 0
     results = m.run(project, chosen, _echo, keep_going=args.keep_going)
     from rich.console import Console
-    Console().print(m.table(results))
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)      # a log keeps whole columns
+    console.print(m.table(results))
     js, md = m.write_results(project, results)
     for r in results:
         if r.status == "FAIL":

@@ -83,11 +83,22 @@ void nvmm_linux_mtx_destroy(struct nvmm_linux_mutex *lock)
 	mutex_destroy(&to_mutex(lock)->mutex);
 }
 
+/*
+ * NVMM takes one mutex with preemption off: the VMX ASID lock, inside vmx_vmcs_enter() when a
+ * vCPU is created or destroyed.  mutex_lock() may sleep, which is a bug there (and, on PREEMPT_RT,
+ * a real sleep in atomic context); every holder of that lock holds it with preemption off too, so
+ * it is never held by a preempted task and spinning on mutex_trylock() ends.
+ */
 void nvmm_linux_mtx_lock(struct nvmm_linux_mutex *lock)
 {
 	struct nvmm_mutex *mtx = to_mutex(lock);
 
-	mutex_lock(&mtx->mutex);
+	if (preemptible()) {
+		mutex_lock(&mtx->mutex);
+	} else {
+		while (!mutex_trylock(&mtx->mutex))
+			cpu_relax();
+	}
 	WRITE_ONCE(mtx->owner, current);
 }
 
