@@ -84,6 +84,17 @@ void nvmm_linux_mtx_destroy(struct nvmm_linux_mutex *lock)
 }
 
 /*
+ * NVMM's own might_sleep(): the glue's primitives that may sleep say so when called where the caller
+ * cannot (preemption or interrupts off).  Debian's kernels, PREEMPT_RT's included, are built without
+ * DEBUG_ATOMIC_SLEEP, so the kernel's own check is not there; this one is, on every kernel, and
+ * prints a WARNING the end-to-end run fails on.
+ */
+static inline void nvmm_linux_may_sleep(const char *what)
+{
+	WARN_ONCE(!preemptible(), "nvmm: %s may sleep, called with preemption or interrupts off\n", what);
+}
+
+/*
  * NVMM takes one mutex with preemption off: the VMX ASID lock, inside vmx_vmcs_enter() when a
  * vCPU is created or destroyed.  mutex_lock() may sleep, which is a bug there (and, on PREEMPT_RT,
  * a real sleep in atomic context); every holder of that lock holds it with preemption off too, so
@@ -130,6 +141,7 @@ void nvmm_linux_rwl_destroy(struct nvmm_linux_rwlock *lock)
 
 void nvmm_linux_rwl_rlock(struct nvmm_linux_rwlock *lock)
 {
+	nvmm_linux_may_sleep("os_rwl_rlock");
 	down_read(&to_rwlock(lock)->sem);
 }
 
@@ -137,6 +149,7 @@ void nvmm_linux_rwl_wlock(struct nvmm_linux_rwlock *lock)
 {
 	struct nvmm_rwlock *rwl = to_rwlock(lock);
 
+	nvmm_linux_may_sleep("os_rwl_wlock");
 	down_write(&rwl->sem);
 	WRITE_ONCE(rwl->writer, current);
 }
@@ -169,6 +182,7 @@ void *nvmm_linux_mem_alloc(unsigned long size, bool zero)
 	gfp_t gfp = GFP_KERNEL_ACCOUNT | (zero ? __GFP_ZERO : 0);
 	void *p;
 
+	nvmm_linux_may_sleep("os_mem_alloc");
 	if (size <= 2 * PAGE_SIZE)
 		return kmalloc(size, gfp | __GFP_NOFAIL);
 	while (!(p = kvmalloc(size, gfp)))
@@ -203,10 +217,12 @@ long long nvmm_linux_time_second(void)
 /* BSD copyin/copyout: 0 or EFAULT (the BSD and Linux numbers agree), positive. */
 int nvmm_linux_copyin(const void *uaddr, void *kaddr, unsigned long len)
 {
+	nvmm_linux_may_sleep("copyin");
 	return copy_from_user(kaddr, (const void __user *)uaddr, len) ? EFAULT : 0;
 }
 
 int nvmm_linux_copyout(const void *kaddr, void *uaddr, unsigned long len)
 {
+	nvmm_linux_may_sleep("copyout");
 	return copy_to_user((void __user *)uaddr, kaddr, len) ? EFAULT : 0;
 }

@@ -46,6 +46,7 @@ void os_pagemem_free(void *ptr, unsigned long size)
 /* One zeroed page, by physical address (SVM host save areas).  NVMM does not check: never fails. */
 unsigned long os_pa_zalloc(void)
 {
+	nvmm_linux_may_sleep("os_pa_zalloc");
 	return page_to_phys(alloc_page(GFP_KERNEL | __GFP_ZERO | __GFP_NOFAIL));
 }
 
@@ -57,8 +58,10 @@ void os_pa_free(unsigned long pa)
 /* Physically contiguous, zeroed, write-back pages (VMCS, VMCB, bitmaps): the direct map is WB. */
 int os_contigpa_zalloc(unsigned long *pa, unsigned long *va, unsigned long npages)
 {
-	void *p = alloc_pages_exact(npages << PAGE_SHIFT, GFP_KERNEL | __GFP_ZERO);
+	void *p;
 
+	nvmm_linux_may_sleep("os_contigpa_zalloc");
+	p = alloc_pages_exact(npages << PAGE_SHIFT, GFP_KERNEL | __GFP_ZERO);
 	if (!p)
 		return ENOMEM;
 	*va = (unsigned long)p;
@@ -237,8 +240,10 @@ static void pmap_mem_free(void *ctx, void *p, size_t size)
 
 static void *pmap_page_zalloc(void *ctx, uint64_t *pa)
 {
-	struct page *page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	struct page *page;
 
+	nvmm_linux_may_sleep("the nested pmap's page allocation");
+	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 	if (!page)
 		return NULL;
 	*pa = page_to_phys(page);
