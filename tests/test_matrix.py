@@ -28,6 +28,8 @@ def test_kernel_releases_parse_and_name_their_cell():
     assert k.source_package == "linux-source-6.12"
     with pytest.raises(PortError, match="not a Debian amd64 kernel release"):
         kernels.parse("6.12")
+    with pytest.raises(PortError, match="not a Debian amd64 kernel release"):
+        kernels.parse("6.12.118+deb12-cloud-amd64")      # another flavour, not generic
 
 
 def _fake_run(depends: str, offered: list[str], known: set[str]):
@@ -50,13 +52,14 @@ def test_the_default_release_is_debians_default_line_and_cells_resolve(tmp_path:
         (src / f"linux-headers-{r}").mkdir(parents=True)
     run = _fake_run("linux-headers-6.1.0-57-amd64 (= 6.1.0-57)",
                     ["linux-headers-6.12.111+deb12-rt-amd64", "linux-headers-6.12.113+deb12-rt-amd64",
-                     "linux-headers-6.12.113+deb12-amd64"],
+                     "linux-headers-6.12.113+deb12-amd64", "linux-headers-6.12.118+deb12-cloud-amd64"],
                     {"linux-headers-6.1.0-57-rt-amd64", "linux-image-6.12.113+deb12-rt-amd64-unsigned"})
     # newest installed is 6.12, but Debian's default (what linux-headers-amd64 depends on) is 6.1
     assert kernels.default_release(run, src).release == "6.1.0-57-amd64"
     assert kernels.resolve("6.1", run, src).release == "6.1.0-57-amd64"
     assert kernels.resolve("6.1-rt", run, src).release == "6.1.0-57-rt-amd64"     # the default's RT twin
     assert kernels.resolve("6.12", run, src).release == "6.12.113+deb12-amd64"    # installed
+    assert kernels.resolve("6.12", run, tmp_path / "none").release == "6.12.113+deb12-amd64"   # offered, not cloud
     rt = kernels.resolve("6.12-rt", run, src)                                      # newest offered
     assert rt.release == "6.12.113+deb12-rt-amd64"
     assert rt.image_package(run) == "linux-image-6.12.113+deb12-rt-amd64-unsigned"   # no signed 6.12

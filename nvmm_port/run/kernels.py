@@ -22,7 +22,8 @@ from pathlib import Path
 from ..errors import PortError
 
 #: amd64 releases: 6.1.0-57-amd64, 6.1.0-57-rt-amd64, 6.12.113+deb12-amd64, 6.12.113+deb12-rt-amd64
-_RELEASE = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)\.[0-9][0-9A-Za-z.+~-]*?(?P<rt>-rt)?-amd64$")
+#: (not the cloud flavour, which lacks the drivers a machine like Bochs' needs)
+_RELEASE = re.compile(r"^(?P<major>\d+)\.(?P<minor>\d+)\.\d+(?:-\d+|\+deb\d+)(?P<rt>-rt)?-amd64$")
 FLAVOURS = ("generic", "rt")
 
 Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
