@@ -201,6 +201,7 @@ class Analyzer:
         self.sysroot = clangparse.Sysroot(root, list(self.sources), includes)
         self.parses: dict[tuple[str, str], clangparse.ParsedTU] = {}
         self._inactive: dict[tuple[str, str], set[int]] = {}
+        self._reach: dict[str, set[str]] = {}      # flavour -> the files it compiles (reachable)
 
     def close(self) -> None:
         self.sysroot.cleanup()
@@ -276,9 +277,9 @@ class Analyzer:
         """The files a flavour compiles: every C and assembly source, and the headers they include,
         transitively, on lines the flavour compiles (quoted includes from the including file's
         folder first; otherwise every file of the tree with that path's tail)."""
-        cache = self.__dict__.setdefault("_reach", {})
+        cache = self._reach
         if flavour in cache:
-            return cache[flavour]   # type: ignore[no-any-return]
+            return cache[flavour]
         by_tail: dict[str, list[str]] = defaultdict(list)
         for rel in self.sources:
             parts = rel.split("/")

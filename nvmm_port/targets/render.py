@@ -52,6 +52,12 @@ class Renderer:
         self.changed: dict[str, list[str]] = {}     # file -> ids of the VPs it changed
         # VP id -> the upstream branch the target compiles after filling (None: its own code or nothing)
         self.chosen: dict[str, cpp.Branch | None] = {}
+        # primitive -> the first contract block (in file order) defining it: where it is rendered
+        self.homes: dict[str, str] = {}
+        for v in sorted(surface.variation_points, key=lambda v: (v.file, v.line_start)):
+            if v.in_contract:
+                for n in block_primitives(v, surface):
+                    self.homes.setdefault(n, v.id)
 
     # ---- one file
 
@@ -185,13 +191,7 @@ class Renderer:
         """The contract block a primitive is rendered in when no entry orders it: the first one
         (in file order) holding a definition of it; a fork may define it in several (DragonFly's
         and NetBSD's in one block, Haiku's prototype in another), the target only once."""
-        if not hasattr(self, "_homes"):
-            self._homes: dict[str, str] = {}
-            for v in sorted(self.surface.variation_points, key=lambda v: (v.file, v.line_start)):
-                if v.in_contract:
-                    for n in block_primitives(v, self.surface):
-                        self._homes.setdefault(n, v.id)
-        return self._homes.get(name)
+        return self.homes.get(name)
 
     def _defined_in_block(self, name: str) -> bool:
         """Whether the target defines this primitive in the contract header (not only in the glue)."""
