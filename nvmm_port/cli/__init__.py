@@ -27,6 +27,7 @@ Typical flow for a porter:
   gen.py generate --target myos       render build/myos/: filled upstream, nvmm_os.h, glue, compat, build file
   gen.py build --target myos          build it (Kbuild targets: the kernel module, checked by modpost)
   gen.py e2e --target linux --cpu vmx --smp 2   run it in an emulated VT-x machine (or --cpu svm)
+  gen.py client qemu --target linux   build QEMU's NVMM accelerator against the port's libnvmm
 """
 
 
@@ -240,7 +241,27 @@ def _add_e2e(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--fuzz-calls", type=int, default=10000, metavar="N", help="random ioctls")
     p.add_argument("--seed", type=int, default=1, help="fuzz seed")
     p.add_argument("-v", "--verbose", action="store_true", help="echo every serial line")
+    p.add_argument("--client", choices=("qemu",),
+                   help="also boot a Linux guest with QEMU -accel nvmm (1 vCPU, and -smp 2 with --smp 2); "
+                        "builds it first as gen.py client qemu does")
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel make jobs")
+
+
+def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "client", help="build a client of the port: QEMU with its NVMM accelerator, against the port's libnvmm",
+        description=("Build TARGET's port (if stale), install its libnvmm for clients (include/, libnvmm.a, "
+                     "nvmm.pc), then QEMU from Debian's source package at the version pinned in "
+                     "upstream/clients/qemu.lock (apt-get source; never committed), with the NVMM accelerator "
+                     "let in for TARGET's OS by nvmm-port's own edits, configured as a minimal static "
+                     "x86_64-softmmu build. The build is cached in $NVMM_PORT_CACHE (default ~/.cache/nvmm-port): "
+                     "a second run does nothing, a changed libnvmm re-links. The program and its firmware are "
+                     "copied to build/clients/qemu/."))
+    p.add_argument("client", choices=("qemu",), help="the client to build")
+    p.add_argument("--target", default="linux", help="the port whose libnvmm it links (default linux)")
+    p.add_argument("--update-lock", action="store_true",
+                   help="pin the version Debian's deb-src sources offer now in upstream/clients/qemu.lock, then build")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel build jobs")
 
 
 def _add_setup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -253,7 +274,7 @@ def _add_setup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                      "every --kernel-release given. Python packages come from "
                      "pyproject.toml (pip install -e '.[test]'). Needs root (or sudo) unless nothing is missing."))
     p.add_argument("--for", dest="jobs", default="all", metavar="JOB[,JOB]",
-                   help="build, e2e, test or all (default all; e2e implies build)")
+                   help="build, e2e, test, qemu or all (default all; e2e and qemu imply build)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and install nothing")
     p.add_argument("--kernel-release", action="append", default=[], metavar="REL",
                    help="also install the headers, image and source of this Debian kernel release (for build "
@@ -275,6 +296,14 @@ def _setup_command(project: Project, args: argparse.Namespace) -> int:
             print(f"  {mark:8s}{' '.join(s.package for s in steps)}: {why}")
 
     print(f"setup for {', '.join(jobs)}:")
+    if "qemu" in jobs:
+        if system.has_deb_src():
+            print("  ok      deb-src: apt has a source of Debian's source packages (apt-get source qemu)")
+        elif args.dry_run:
+            print(f"  missing deb-src: {system.DEB_SRC} would be added (apt-get source qemu needs it)")
+        else:
+            path = system.add_deb_src(lambda line: print(f"    | {line}"))
+            print(f"  add     deb-src: wrote {path} (apt-get source qemu needs it)")
     first = system.plan(jobs)
     show(first)
     if not args.dry_run:
@@ -323,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stamp(sub)
     _add_build(sub)
     _add_e2e(sub)
+    _add_client(sub)
     return parser
 
 
@@ -333,6 +363,7 @@ COMMANDS = {
     "generate": ("cli.commands", "generate"),
     "build": ("cli.commands", "build"),
     "e2e": ("cli.commands", "e2e"),
+    "client": ("cli.commands", "client"),
     "new-target": ("cli.commands", "new_target"),
     "surface": ("cli.commands", "surface"),
     "extract-target": ("cli.commands", "extract_target"),

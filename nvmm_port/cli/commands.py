@@ -208,7 +208,7 @@ def _report_addon(built: AddonBuilt) -> int:
 def e2e(project: Project, args: argparse.Namespace) -> int:
     from ..run.e2e import Options, report, run_e2e
     opts = Options(cpu=args.cpu, smp=args.smp, leak_cycles=args.leak_cycles, fuzz_calls=args.fuzz_calls,
-                   seed=args.seed)
+                   seed=args.seed, client=args.client)
     run = run_e2e(project, args.target, opts, _echo, upstream=args.upstream, kdir=_kdir(args), jobs=args.jobs,
                   release=_release(args),
                   kernel_mode=args.kernel, keep=args.keep, timeout=args.timeout, verbose=args.verbose,
@@ -216,6 +216,25 @@ def e2e(project: Project, args: argparse.Namespace) -> int:
     report(run.result, _echo)
     _echo(f"result: {run.final / 'result.json'}" + (f"; work files kept in {run.keep}" if run.keep else ""))
     return 0 if run.result.passed else 1
+
+
+# ---- client
+
+def client(project: Project, args: argparse.Namespace) -> int:
+    from ..run import qemu
+    if args.update_lock:
+        qemu.update_lock(project, _echo)
+    built = qemu.build_qemu(project, args.target, args.jobs, _echo, progress=_progress())
+    sdk = built.sdk
+    if sdk is not None:
+        _echo(f"libnvmm for clients: {sdk.prefix} ({len(sdk.headers)} header(s), "
+              + (f"{len(sdk.changed)} file(s) changed" if sdk.changed else "unchanged") + ")")
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in built.seconds.items())
+    _echo(f"QEMU {built.version}: {built.what}; {built.program} ({built.size / 1e6:.1f} MB stripped, "
+          f"{built.unstripped_bytes / 1e6:.1f} MB as built) and firmware {', '.join(built.firmware)} ({times})")
+    _echo(f"run: {built.program} -accel nvmm -L {built.program.parent / 'fw'} -M pc -m 512 ... "
+          "(with nvmm.ko loaded; README says more)")
+    return 0
 
 
 # ---- extract-target, new-target, surface
@@ -395,7 +414,7 @@ def matrix(project: Project, args: argparse.Namespace) -> int:
                         "gen.py matrix lists the cells; filter on " + ", ".join(m.KEYS))
     if not args.run:
         for c in chosen:
-            print(f"{c.target:8s} {c.kernel:22s} {c.cpu:4s} {c.upstream:16s} {' '.join(c.steps)}")
+            print(f"{c.target:8s} {c.kernel:22s} {c.cpu:4s} {c.upstream:16s} {c.client:5s} {' '.join(c.steps)}")
         print(f"{len(chosen)} cell(s); gen.py matrix --run runs them")
         return 0
     results = m.run(project, chosen, _echo, keep_going=args.keep_going)

@@ -13,6 +13,9 @@ Jobs:
           release the headers are for, and (for the once-per-clone LZ4 re-wrap that saves ~40 s per
           boot) the matching linux-source and its build tools
   test    what the test suite adds: unifdef, the independent oracle of the generator's round trips
+  qemu    building QEMU's NVMM accelerator from Debian's source package (gen.py client qemu): a
+          deb-src line for this Debian release (added when apt has none), dpkg-source, meson, ninja,
+          pkg-config and the libraries a static QEMU links; the firmware a guest boot reads
 
 The kernel image and source depend on which headers ``linux-headers-amd64`` brought, so they are
 planned in a second round, after the first is installed.
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import PortError
 
-JOBS = ("build", "e2e", "test")
+JOBS = ("build", "e2e", "test", "qemu")
 
 if TYPE_CHECKING:
     from .kernels import KernelRelease
@@ -61,7 +64,52 @@ NEEDS: tuple[Need, ...] = (
     Need(("e2e",), ("flex", "bison", "bc", "lz4", "libelf-dev", "libssl-dev"),
          "re-wrapping the guest kernel with an LZ4 decompressor (once per clone, ~40 s less per boot)"),
     Need(("test",), ("unifdef",), "the independent oracle the flatten round trips are checked against"),
+    Need(("qemu",), ("dpkg-dev", "meson", "ninja-build", "pkg-config"),
+         "QEMU from Debian's source package: dpkg-source unpacks it, meson and ninja build it"),
+    Need(("qemu",), ("libglib2.0-dev", "libpixman-1-dev", "libfdt-dev", "zlib1g-dev"),
+         "the libraries a static x86_64-softmmu QEMU links"),
+    Need(("qemu",), ("seabios", "qemu-system-data"),
+         "the firmware QEMU reads for a -kernel boot (bios-256k.bin, linuxboot_dma.bin, kvmvapic.bin)"),
 )
+
+DEB_SRC = Path("/etc/apt/sources.list.d/nvmm-port-deb-src.sources")
+
+
+def has_deb_src(etc: Path = Path("/etc/apt")) -> bool:
+    """Whether any apt source of this system is a deb-src one (one-line or deb822 format)."""
+    files = [etc / "sources.list", *sorted((etc / "sources.list.d").glob("*.list")),
+             *sorted((etc / "sources.list.d").glob("*.sources"))]
+    for f in files:
+        try:
+            text = f.read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("deb-src ") or (line.startswith("Types:") and "deb-src" in line.split()):
+                return True
+    return False
+
+
+def deb_src_text(codename: str) -> str:
+    """A deb822 source of Debian's source packages for ``codename`` and its updates."""
+    return ("# Added by nvmm-port (gen.py setup --for qemu): QEMU's source comes from Debian's source package.\n"
+            "Types: deb-src\n"
+            "URIs: http://deb.debian.org/debian\n"
+            f"Suites: {codename} {codename}-updates\n"
+            "Components: main\n"
+            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n")
+
+
+def debian_codename(os_release: Path = Path("/etc/os-release")) -> str:
+    try:
+        for line in os_release.read_text().splitlines():
+            if line.startswith("VERSION_CODENAME="):
+                return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    raise PortError("cannot tell this Debian release's codename", os_release,
+                    "add a deb-src line for your release by hand, then apt-get update")
 
 
 @dataclass
@@ -135,7 +183,7 @@ def parse_jobs(spec: str) -> tuple[str, ...]:
     if unknown or not names:
         raise PortError(f"unknown job {', '.join(unknown) or repr(spec)} for --for", None,
                         f"use one of {', '.join(JOBS)}, all, or a comma list")
-    if "e2e" in names and "build" not in names:
+    if ("e2e" in names or "qemu" in names) and "build" not in names:
         names.insert(0, "build")
     return tuple(j for j in JOBS if j in names)
 
@@ -176,20 +224,38 @@ def apt_command(packages: Sequence[str]) -> list[list[str]]:
     ]
 
 
+def _stream(cmd: list[str], what: str, stream: Callable[[str], None], stdin: str | None = None) -> None:
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if stdin is not None else None, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    if stdin is not None and proc.stdin is not None:
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    tail: list[str] = []
+    for line in proc.stdout:
+        stream(line.rstrip("\n"))
+        tail = (tail + [line.rstrip("\n")])[-12:]
+    rc = proc.wait()
+    if rc != 0:
+        raise PortError(f"`{what}` failed (exit {rc})", None,
+                        "read apt's output above; the packages must be reachable from this machine's "
+                        "Debian sources", tail)
+
+
 def install(packages: Sequence[str], stream: Callable[[str], None]) -> None:
     """apt-get update + install, streaming apt's output; a failure is a PortError naming the packages."""
     if not packages:
         return
     for cmd in apt_command(packages):
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert proc.stdout is not None
-        tail: list[str] = []
-        for line in proc.stdout:
-            stream(line.rstrip("\n"))
-            tail = (tail + [line.rstrip("\n")])[-12:]
-        rc = proc.wait()
-        if rc != 0:
-            what = "apt-get update" if "update" in cmd else f"apt-get install {' '.join(packages)}"
-            raise PortError(f"`{what}` failed (exit {rc})", None,
-                            "read apt's output above; the packages must be reachable from this machine's "
-                            "Debian sources", tail)
+        what = "apt-get update" if "update" in cmd else f"apt-get install {' '.join(packages)}"
+        _stream(cmd, what, stream)
+
+
+def add_deb_src(stream: Callable[[str], None]) -> Path:
+    """Write :data:`DEB_SRC` for this Debian release and fetch its index (apt-get update)."""
+    text = deb_src_text(debian_codename())
+    update = apt_command(["-"])[0]
+    sudo = update[:1] if update[0] == "sudo" else []
+    _stream([*sudo, "tee", str(DEB_SRC)], f"writing {DEB_SRC}", lambda line: None, stdin=text)
+    _stream(update, "apt-get update", stream)
+    return DEB_SRC
