@@ -119,24 +119,102 @@ bool nvmm_linux_guest_enter(void)
 	return false;
 }
 
+/*
+ * Cross-CPU calls.  NVMM waits for them with preemption off (vmx_vmclear_remote(), the host TLB
+ * invalidation), and the target CPU may be running a guest.  Any external interrupt makes a CPU
+ * in guest mode exit, so the IPI normally runs the call within microseconds.  An emulated CPU may
+ * not deliver it while its guest runs with interrupts disabled: Bochs 2.7 keeps maskable host
+ * interrupts masked across a VM entry made with EFLAGS.IF clear in both host and guest, and the
+ * caller then waits as long as that guest spins with interrupts off -- forever if the guest waits
+ * for the caller's own vCPU, as a 2-vCPU Linux guest does in stop_machine().  An NMI makes a CPU
+ * in guest mode exit in every case (NVMM sets NMI exiting), after which the CPU re-enables
+ * interrupts and runs the call.  So a call not done within NVMM_LINUX_NUDGE_NS is followed by an
+ * NMI to its CPU, claimed by nvmm_linux_nmi() if the CPU was in the host; nmi_nudges counts them.
+ */
+#define NVMM_LINUX_NUDGE_NS	(2 * NSEC_PER_MSEC)
+
+static unsigned long nmi_nudges;
+module_param(nmi_nudges, ulong, 0444);
+MODULE_PARM_DESC(nmi_nudges, "cross-CPU calls a CPU in guest mode left waiting, ended by an NMI (read-only)");
+
+static DEFINE_PER_CPU(atomic_t, nvmm_linux_nudged);
+
+static int nvmm_linux_nmi(unsigned int type, struct pt_regs *regs)
+{
+	return atomic_xchg(this_cpu_ptr(&nvmm_linux_nudged), 0) ? NMI_HANDLED : NMI_DONE;
+}
+
+static int nvmm_linux_nmi_init(void)
+{
+	return register_nmi_handler(NMI_LOCAL, nvmm_linux_nmi, 0, "nvmm");
+}
+
+static void nvmm_linux_nmi_fini(void)
+{
+	unregister_nmi_handler(NMI_LOCAL, "nvmm");
+}
+
+struct nvmm_linux_call {
+	call_single_data_t csd;
+	void (*func)(void *arg);
+	void *arg;
+	atomic_t done;
+};
+
+static void nvmm_linux_call_run(void *info)
+{
+	struct nvmm_linux_call *call = info;
+
+	call->func(call->arg);
+	atomic_set_release(&call->done, 1);
+}
+
+static void nvmm_linux_call_wait(int cpu, struct nvmm_linux_call *call)
+{
+	u64 deadline = local_clock() + NVMM_LINUX_NUDGE_NS;
+
+	while (!atomic_read_acquire(&call->done)) {
+		cpu_relax();
+		if (local_clock() < deadline)
+			continue;
+		atomic_set(per_cpu_ptr(&nvmm_linux_nudged, cpu), 1);
+		WRITE_ONCE(nmi_nudges, READ_ONCE(nmi_nudges) + 1);
+		apic->send_IPI_mask(cpumask_of(cpu), NMI_VECTOR);
+		deadline = local_clock() + NVMM_LINUX_NUDGE_NS;
+	}
+}
+
 void nvmm_linux_ipi_unicast(int cpu, void (*func)(void *), void *arg)
 {
-	smp_call_function_single(cpu, func, arg, 1);
+	struct nvmm_linux_call call = { .func = func, .arg = arg, .done = ATOMIC_INIT(0) };
+
+	INIT_CSD(&call.csd, nvmm_linux_call_run, &call);
+	preempt_disable();
+	if (smp_call_function_single_async(cpu, &call.csd) == 0)
+		nvmm_linux_call_wait(cpu, &call);
+	else
+		WARN_ONCE(1, "nvmm: CPU %d is offline, its call was not made\n", cpu);
+	preempt_enable();
 }
 
 void nvmm_linux_ipi_broadcast(void (*func)(void *), void *arg)
 {
-	on_each_cpu(func, arg, 1);
+	int cpu;
+
+	preempt_disable();
+	for_each_online_cpu(cpu)
+		nvmm_linux_ipi_unicast(cpu, func, arg);
+	preempt_enable();
 }
 
 static void nvmm_linux_nop(void *arg)
 {
 }
 
-/* Any interrupt makes a CPU in guest mode exit; waiting for the call means it has. */
+/* A CPU in guest mode exits to run the call; waiting for the call means it has. */
 void nvmm_linux_ipi_kickall(void)
 {
-	on_each_cpu(nvmm_linux_nop, NULL, 1);
+	nvmm_linux_ipi_broadcast(nvmm_linux_nop, NULL);
 }
 
 void nvmm_linux_cpuset_init(struct nvmm_linux_cpuset **set)

@@ -189,11 +189,15 @@ static int __init nvmm_module_init(void)
 
 	nvmm_linux_cpus_init();
 	nvmm_linux_fpu_init();
+	error = nvmm_linux_nmi_init();
+	if (error)
+		return error;
 
 	cpus_read_lock();
 	on_each_cpu(nvmm_check_cpu, &busy, 1);
 	if (atomic_read(&busy)) {
 		cpus_read_unlock();
+		nvmm_linux_nmi_fini();
 		pr_err("nvmm: VMX/SVM is already in use on %d CPU(s), most likely by kvm_intel or kvm_amd; stop its virtual machines or unload it, then load nvmm again\n",
 		       atomic_read(&busy));
 		return -EBUSY;
@@ -201,6 +205,7 @@ static int __init nvmm_module_init(void)
 	error = nvmm_linux_init();
 	if (error) {
 		cpus_read_unlock();
+		nvmm_linux_nmi_fini();
 		if (error == EOPNOTSUPP)
 			pr_err("nvmm: this CPU has no usable VMX (with EPT) or SVM (with NPT)\n");
 		return -error;
@@ -223,6 +228,7 @@ cpuhp:
 	cpuhp_remove_state_nocalls(nvmm_cpuhp_state);
 fini:
 	nvmm_linux_fini();
+	nvmm_linux_nmi_fini();
 	return error;
 }
 
@@ -231,6 +237,7 @@ static void __exit nvmm_module_exit(void)
 	nvmm_device_destroy();
 	cpuhp_remove_state_nocalls(nvmm_cpuhp_state);
 	nvmm_linux_fini();
+	nvmm_linux_nmi_fini();
 	pr_info("nvmm: unloaded\n");
 }
 
