@@ -19,6 +19,8 @@ from nvmm_port.project import Project
 from nvmm_port.run import kernels
 from nvmm_port.run import matrix as m
 
+PLAIN = ("generate", "build", "e2e")          # the steps of a cell without a client
+
 
 def test_kernel_releases_parse_and_name_their_cell():
     k = kernels.parse("6.12.113+deb12-rt-amd64")
@@ -68,8 +70,8 @@ def test_the_default_release_is_debians_default_line_and_cells_resolve(tmp_path:
 
 
 def test_filters_select_cells_and_steps():
-    cs = [m.Cell("linux", k, c, "up", m.STEPS) for k in m.LINUX_KERNELS for c in m.CPUS] + \
-        [m.Cell("haiku", "haiku@abc", "-", "up", m.STEPS[:2])]
+    cs = [m.Cell("linux", k, c, "up", PLAIN) for k in m.LINUX_KERNELS for c in m.CPUS] + \
+        [m.Cell("haiku", "haiku@abc", "-", "up", ("generate", "build"))]
     assert len(m.select(cs, m.parse_filters(["kernel=6.12-rt"]))) == 2
     built = m.select(cs, m.parse_filters(["step=build", "target=haiku"]))
     assert [c.steps for c in built] == [("generate", "build")]
@@ -79,12 +81,25 @@ def test_filters_select_cells_and_steps():
     assert cs[-1].id == "haiku-haiku-abc-up" and cs[0].id == "linux-6.1-vmx-up"
 
 
+def test_client_cells_build_the_client_before_the_e2e_and_pass_it_on(tmp_path: Path):
+    cell = m.Cell("linux", "6.1", "svm", "up", m.STEPS, "qemu")
+    assert cell.id == "linux-6.1-svm-up-qemu" and cell.matches(m.parse_filters(["client=qemu", "cpu=svm"]))
+    assert not m.Cell("linux", "6.1", "svm", "up", PLAIN).matches(m.parse_filters(["client=qemu"]))
+    proj = Project(tmp_path)
+    cmds = m.commands(m.Cell("linux", "-", "vmx", "up", m.STEPS, "qemu"), proj)
+    assert cmds["client"][-4:] == ["client", "qemu", "--target", "linux"]
+    assert cmds["e2e"][-2:] == ["--client", "qemu"] and "--smp" in cmds["e2e"]
+    assert "--client" not in m.commands(m.Cell("linux", "-", "vmx", "up", PLAIN), proj)["e2e"]
+    upto = m.select([cell], m.parse_filters(["step=client"]))
+    assert [c.steps for c in upto] == [("generate", "build", "client")] and upto[0].client == "qemu"
+
+
 def test_a_run_reports_pass_fail_skip_with_logs_and_stops_unless_keep_going(tmp_path: Path, monkeypatch):
     proj = Project(tmp_path)
     ok, bad = [sys.executable, "-c", "print('fine')"], [sys.executable, "-c", "print('it broke'); raise SystemExit(3)"]
     plan = {"a": {"generate": ok, "build": bad, "e2e": ok}, "b": {"generate": ok, "build": ok, "e2e": ok}}
     monkeypatch.setattr(m, "commands", lambda cell, project: plan[cell.upstream])
-    cells = [m.Cell("linux", "6.1", "vmx", "a", m.STEPS), m.Cell("linux", "6.1", "svm", "b", m.STEPS)]
+    cells = [m.Cell("linux", "6.1", "vmx", "a", PLAIN), m.Cell("linux", "6.1", "svm", "b", PLAIN)]
     lines: list[str] = []
     res = m.run(proj, cells, lines.append)
     assert [s.status for s in res[0].steps] == ["PASS", "FAIL", "SKIP"]
@@ -105,10 +120,14 @@ def test_the_committed_workflow_is_the_emitted_one_and_valid(capsys):
         pytest.skip(HOW_TO_SYNC)
     assert main(["--project", str(ROOT), "matrix", "--emit", "github", "--check"]) == 0, \
         "run gen.py matrix --emit github"
-    assert "9 jobs" in capsys.readouterr().out
+    assert "11 jobs" in capsys.readouterr().out          # 8 Linux, 2 Linux with QEMU, 1 Haiku
     assert main(["--project", str(ROOT), "matrix"]) == 0
     listing = capsys.readouterr().out
-    assert "9 cell(s)" in listing and "haiku@47136e7183" in listing and "6.12-rt" in listing
+    assert "11 cell(s)" in listing and "haiku@47136e7183" in listing and "6.12-rt" in listing
+    assert listing.count(" qemu ") == 2 and "generate build client e2e" in listing
+    workflow = (ROOT / m.WORKFLOW).read_text()
+    assert "python gen.py setup --for build,e2e,qemu --kernel-release 6.1" in workflow
+    assert "--filter client=qemu" in workflow
     tool = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
     if not Path(tool).exists():
         pytest.skip("check-jsonschema is not installed (pip install -e '.[test]' brings it)")

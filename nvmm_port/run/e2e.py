@@ -32,7 +32,7 @@ from . import bochs, bootimage
 from .build import build_target, is_static_elf, tree_lock
 
 BACKENDS = {"vmx": "x86-vmx", "svm": "x86-svm"}
-KERNEL_CMDLINE = "console=ttyS0,115200 panic=-1 quiet rodata=off cryptomgr.notests=1"
+KERNEL_CMDLINE = "console=ttyS0,115200 panic=-1 quiet rodata=off cryptomgr.notests=1 softlockup_all_cpu_backtrace=1"
 FINAL_MARKER = "E2E-DONE"
 
 # Kernel messages no step may cause.
@@ -66,12 +66,22 @@ class Step:
 class StepRun:
     name: str
     output: list[str] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)     # host seconds at which each output line arrived
     kmsg: list[str] = field(default_factory=list)
     rc: int | None = None
     begin: float | None = None
     end: float | None = None
     verdict: str = "FAIL"
     detail: str = ""
+    guest_begin: float | None = None               # the guest's uptime at E2E-STEP-BEGIN / END
+    guest_end: float | None = None
+
+    def first(self, pattern: re.Pattern[str]) -> float | None:
+        """Host seconds from the step's start to the first output line matching ``pattern``."""
+        for line, t in zip(self.output, self.times, strict=False):
+            if pattern.search(line) and self.begin is not None:
+                return t - self.begin
+        return None
 
     def values(self) -> dict[str, str]:
         """key=value pairs the step printed (the last value of each key)."""
@@ -114,7 +124,8 @@ def judge_insmod(backend: str) -> Callable[[StepRun], tuple[bool, str]]:
             return False, "no 'nvmm: loaded' message in dmesg"
         if f"backend {backend}" not in loaded[0]:
             return False, f"wrong backend: {loaded[0].strip()}"
-        return True, loaded[0].split("] ", 1)[-1].strip()
+        nudges = run.values().get("nmi_nudges")
+        return True, loaded[0].split("] ", 1)[-1].strip() + (f"; nmi_nudges={nudges}" if nudges else "")
     return judge
 
 
@@ -169,10 +180,57 @@ def judge_teardown(run: StepRun) -> tuple[bool, str]:
         f"MemFree delta {v.get('memfree_delta_kib')} KiB"))
 
 
+NESTED_MARKER = re.compile(r"NESTED-GUEST-UP cpus=(\d+)(?: uptime=(\S+))?")
+QEMU_TIMEOUT = 240          # emulated seconds a nested boot may take (Bochs runs them at ~0.45x wall time)
+
+
+def judge_qemu(accel: str, cpus: int) -> Callable[[StepRun], tuple[bool, str]]:
+    """QEMU booted the nested Linux guest to its marker with ``cpus`` CPUs online and exited 0 when
+    the guest powered off; QEMU's own accelerator messages are counted (they are in the log)."""
+    def judge(run: StepRun) -> tuple[bool, str]:
+        seen = [m for line in run.output if (m := NESTED_MARKER.search(line))]
+        panic = next((line for line in run.output if "Kernel panic" in line), None)
+        own = [line for line in run.output if line.lstrip().startswith(("NVMM:", "qemu-system-x86_64:"))]
+        if run.rc == 137:
+            return False, f"QEMU killed after {QEMU_TIMEOUT} s: " + ("the guest printed its marker but never powered "
+                                                                     "off" if seen else "no marker (hung?)")
+        if panic:
+            return False, f"the nested guest panicked: {panic.strip()}"
+        if not seen:
+            why = own[-1].strip() if own else " | ".join(line.strip() for line in run.output[-2:])
+            return False, f"exit status {run.rc}, no NESTED-GUEST-UP marker: {why}"
+        got = int(seen[-1].group(1))
+        if got != cpus:
+            return False, f"the nested guest reports cpus={got}, expected {cpus}"
+        if run.rc != 0:
+            return False, f"marker seen, but QEMU exited {run.rc}: " + (own[-1].strip() if own else "")
+        up = seen[-1].group(2)
+        nudges = run.values().get("nmi_nudges")
+        return True, (f"-accel {accel}: Linux guest up with {got} CPU(s)" + (f" at guest uptime {up} s" if up else "")
+                      + f", powered off, QEMU exit 0; {len(own)} message(s) from QEMU"
+                      + (f"; nmi_nudges={nudges}" if nudges is not None else ""))
+    return judge
+
+
+def qemu_step(name: str, accel: str, cpus: int) -> Step:
+    """Boot the nested guest (Debian's kernel, our /init) with QEMU's ``accel`` and ``cpus`` vCPUs."""
+    qemu = (f"timeout -s KILL {QEMU_TIMEOUT} ./qemu/qemu-system-x86_64 -accel {accel} -M pc -smp {cpus} -m 128 "
+            "-L qemu/fw -nodefaults -display none -serial stdio -no-reboot -kernel qemu/vmlinuz "
+            "-initrd qemu/ginitrd -append \"console=ttyS0 quiet panic=-1\"")
+    if accel != "nvmm":
+        return Step(name, qemu, judge_qemu(accel, cpus))
+    # QEMU's status is the step's; the module's count of NMI-ended cross-CPU waits is reported
+    nudges = "/sys/module/nvmm/parameters/nmi_nudges"
+    return Step(name, f"sh -c '{qemu}; rc=$?; echo nmi_nudges=$(cat {nudges}); exit $rc'", judge_qemu(accel, cpus))
+
+
 def judge_rmmod(run: StepRun) -> tuple[bool, str]:
     if run.rc != 0:
         return False, f"exit status {run.rc}: " + " | ".join(run.output[-2:])
     return True, "module unloaded, /dev/nvmm gone"
+
+
+INSMOD = "sh -c 'insmod /e2e/nvmm.ko && echo nmi_nudges=$(cat /sys/module/nvmm/parameters/nmi_nudges)'"
 
 
 # -- plan ---------------------------------------------------------------------------------------------
@@ -185,11 +243,12 @@ class Options:
     fuzz_calls: int = 10000
     seed: int = 1
     leak_limit_kib: int = 3072        # MemFree; slab and shmem: 256 (nvmm_leak.c says why)
+    client: str | None = None         # qemu: also boot a Linux guest with QEMU -accel nvmm
 
 
 def test_plan(opts: Options, upstream_tests: list[str]) -> Plan:
     backend = BACKENDS[opts.cpu]
-    steps = [Step("insmod", "insmod /e2e/nvmm.ko", judge_insmod(backend))]
+    steps = [Step("insmod", INSMOD, judge_insmod(backend))]
     for t in upstream_tests:
         steps.append(Step(t, f"./{t}", judge_upstream_test))
     steps.append(Step("smp", "./nvmm_smp 6 200", judge_smp,
@@ -201,6 +260,11 @@ def test_plan(opts: Options, upstream_tests: list[str]) -> Plan:
     steps.append(Step("leak", f"./nvmm_leak {opts.leak_cycles} {opts.leak_limit_kib} 256", judge_leak))
     steps.append(Step("fuzz", f"./nvmm_fuzz {opts.seed} {opts.fuzz_calls}", judge_fuzz))
     steps.append(Step("teardown", f"./nvmm_teardown {opts.leak_limit_kib}", judge_teardown))
+    if opts.client == "qemu":
+        steps.append(qemu_step("qemu-1", "nvmm", 1))
+        smp2 = qemu_step("qemu-smp2", "nvmm", 2)
+        smp2.skip = None if opts.smp >= 2 else "needs 2 host CPUs: run with --smp 2"
+        steps.append(smp2)
     steps.append(Step("rmmod", "sh -c 'rmmod nvmm && ! test -e /dev/nvmm'", judge_rmmod))
     return Plan(f"NVMM end-to-end, {opts.cpu}, {opts.smp} CPU(s)", steps)
 
@@ -228,6 +292,18 @@ def bench_plan(cpu: str, exits: int) -> Plan:
     ])
 
 
+def qemu_bench_plan(cpu: str, cpus: int) -> Plan:
+    """The same nested Linux boot with QEMU -accel nvmm, then (after rmmod) -accel kvm."""
+    kvm = " && ".join(f"insmod /e2e/kvm/{Path(m).name}" for m in KVM_MODULES[cpu])
+    return Plan(f"QEMU boot, NVMM vs KVM, {cpu}, {cpus} vCPU(s)", [
+        Step("insmod", "insmod /e2e/nvmm.ko", judge_insmod(BACKENDS[cpu])),
+        qemu_step("qemu-nvmm", "nvmm", cpus),
+        Step("rmmod", "sh -c 'rmmod nvmm && ! test -e /dev/nvmm'", judge_rmmod),
+        Step("kvm_load", f"sh -c '{kvm} && test -e /dev/kvm'", judge_kvm_load),
+        qemu_step("qemu-kvm", "kvm", cpus),
+    ])
+
+
 def render_init(templates: Path, plan: Plan) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
@@ -238,6 +314,7 @@ def render_init(templates: Path, plan: Plan) -> str:
 # -- serial protocol --------------------------------------------------------------------------------
 
 _BEGIN = re.compile(r"E2E-STEP-BEGIN (\S+)")
+_UPTIME = re.compile(r"uptime=([0-9.]+)")
 _RC = re.compile(r"E2E-STEP-RC (\S+) (\d+)")
 _KMSG = re.compile(r"E2E-KMSG (\S+) (.*)")
 _END = re.compile(r"E2E-STEP-END (\S+)")
@@ -265,6 +342,8 @@ class Follower:
                     self.echo(f"[{t:6.1f}s] guest up: {line.split(' ', 1)[-1]}")
         if m := _BEGIN.match(line):
             self.current = StepRun(m.group(1), begin=t)
+            if u := _UPTIME.search(line):
+                self.current.guest_begin = float(u.group(1))
             self.runs[m.group(1)] = self.current
             self.echo(f"[{t:6.1f}s] {m.group(1)} ...")
             return
@@ -280,6 +359,8 @@ class Follower:
             run = self.runs.get(m.group(1))
             if run is not None:
                 run.end = t
+                if u := _UPTIME.search(line):
+                    run.guest_end = float(u.group(1))
                 self.judge(run)
                 secs = t - run.begin if run.begin is not None else 0.0   # begin is set when BEGIN opens the run
                 self.echo(f"[{t:6.1f}s] {run.verdict} {run.name} ({secs:.1f} s): {run.detail}")
@@ -287,6 +368,7 @@ class Follower:
             return
         if self.current is not None:
             self.current.output.append(line)
+            self.current.times.append(t)
 
     def judge(self, run: StepRun) -> None:
         ok, detail = self.by_name[run.name].judge(run)
@@ -337,6 +419,23 @@ def build_guest_programs(project: Project, out: Path, dest: Path, cc: str = "cc"
     return progs
 
 
+def build_nested_guest(project: Project, dest: Path, cc: str = "cc") -> Path:
+    """The nested guest's initramfs: /dev/console and our static /init (guest_init.c)."""
+    src = project.shim_dir / "common" / "e2e" / "guest_init.c"
+    exe = dest / "guest_init"
+    dest.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([cc, "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(exe), str(src)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise PortError("guest_init.c did not build", src, "fix the compiler errors below",
+                        proc.stderr.strip().splitlines()[-10:])
+    subprocess.run(["strip", str(exe)], check=True)
+    initrd = dest / "ginitrd"
+    bootimage.write_initramfs(initrd, [bootimage.directory("dev"), bootimage.chardev("dev/console", 5, 1),
+                                       bootimage.file("init", exe.read_bytes(), executable=True)])
+    return initrd
+
+
 def busybox() -> Path:
     p = bootimage.busybox_path()
     if p is None:
@@ -348,7 +447,8 @@ def pack_initramfs(path: Path, init: str, files: dict[str, Path], module: Path) 
     """busybox, /init, the module (debug info stripped) and the programs under /e2e."""
     ko = path.parent / "nvmm.ko"
     subprocess.run(["strip", "--strip-debug", "-o", str(ko), str(module)], check=True)
-    dirs = {"bin", "sbin", "dev", "proc", "sys", "tmp", "e2e"} | {f"e2e/{Path(n).parent}" for n in files if "/" in n}
+    dirs = {"bin", "sbin", "dev", "proc", "sys", "tmp", "e2e"} | {f"e2e/{d}" for n in files for d in Path(n).parents
+                                                                  if d != Path(".")}
     entries = [bootimage.directory(d) for d in sorted(dirs)]
     entries += [bootimage.file("bin/busybox", busybox().read_bytes(), executable=True),
                 bootimage.symlink("bin/sh", "busybox"),
@@ -494,7 +594,7 @@ class Prepared:
 
 def prepare(project: Project, target: str, upstream: str | None, kdir: str | None, jobs: int, kernel_mode: str,
             workdir: Path, echo: Callable[[str], None], kvm_cpu: str | None = None,
-            progress: ui.Progress = ui.SILENT, out: Path | None = None) -> Prepared:
+            progress: ui.Progress = ui.SILENT, out: Path | None = None, client: str | None = None) -> Prepared:
     """Build (if stale) into ``out`` (default build/TARGET) and copy what the guest needs into
     ``workdir``; choose the boot image."""
     t0 = time.monotonic()
@@ -510,6 +610,13 @@ def prepare(project: Project, target: str, upstream: str | None, kdir: str | Non
         for name, exe in built.userland.programs.items():
             files[name] = workdir / "bin" / name
             shutil.copyfile(exe, files[name])
+        if client == "qemu":
+            from .qemu import build_qemu
+            q = build_qemu(project, target, jobs, echo, progress, built=built)
+            echo(f"QEMU {q.version}: {q.what} ({q.size / 1e6:.1f} MB stripped)")
+            files["qemu/qemu-system-x86_64"] = q.program
+            files.update({f"qemu/fw/{n}": p for n, p in q.firmware.items()})
+            files["qemu/ginitrd"] = build_nested_guest(project, workdir / "nested")
     vermagic = (built.modinfo.get("vermagic") or [""])[0].split()
     if not vermagic:
         raise PortError("the module has no vermagic", built.module, "rebuild it with gen.py build")
@@ -527,6 +634,8 @@ def prepare(project: Project, target: str, upstream: str | None, kdir: str | Non
     t = time.monotonic()
     kernel_cache = Path(os.environ.get("NVMM_PORT_KERNEL_CACHE", project.build_dir / "e2e" / "kernel"))
     kernel = choose_kernel(image, kernel_mode, kernel_cache, echo)
+    if client == "qemu":
+        files["qemu/vmlinuz"] = kernel          # the nested guest boots the same Debian kernel
     phases["kernel"] = time.monotonic() - t
     return Prepared(image.release, module, files, sorted(built.userland.programs), kernel, phases)
 
@@ -562,12 +671,14 @@ def run_e2e(project: Project, target: str, opts: Options, echo: Callable[[str], 
     t0 = time.monotonic()
     name = Path(target).name + (f"-{release}" if release else "")
     out = project.build_dir / name if release else None
-    final = project.build_dir / "e2e" / f"{name}-{opts.cpu}-smp{opts.smp}"
+    suffix = f"-{opts.client}" if opts.client else ""
+    final = project.build_dir / "e2e" / f"{name}-{opts.cpu}-smp{opts.smp}{suffix}"
     kept = Path(keep).resolve() if keep else None
     with tempfile.TemporaryDirectory(prefix="nvmm-e2e-") as tmp:
         workdir = kept or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        prep = prepare(project, target, upstream, kdir, jobs, kernel_mode, workdir, echo, progress=progress, out=out)
+        prep = prepare(project, target, upstream, kdir, jobs, kernel_mode, workdir, echo, progress=progress, out=out,
+                       client=opts.client)
         plan = test_plan(opts, prep.upstream_tests)
         res = run_plan(project, plan, opts.cpu, opts.smp, workdir, prep.module, prep.files, prep.kernel, echo,
                        timeout, verbose, cpu_model, prep.phases)
@@ -587,6 +698,24 @@ def run_bench(project: Project, cpu: str, exits: int, echo: Callable[[str], None
         prep = prepare(project, target, None, None, os.cpu_count() or 1, kernel_mode, workdir, echo, kvm_cpu=cpu)
         res = run_plan(project, bench_plan(cpu, exits), cpu, 1, workdir, prep.module, prep.files, prep.kernel,
                        echo, timeout, phases=prep.phases)
+        res.phases["total"] = time.monotonic() - t0
+        _finish(res, workdir, final)
+    return res
+
+
+def run_qemu_bench(project: Project, cpu: str, cpus: int = 1, echo: Callable[[str], None] | None = None,
+                   target: str = "linux", timeout: float = 1500, kernel_mode: str = "auto") -> Result:
+    """One boot: QEMU boots the nested guest with -accel nvmm, then with the guest kernel's KVM
+    (bench/bench_qemu.py)."""
+    echo = echo or _ignore
+    t0 = time.monotonic()
+    final = project.build_dir / "e2e" / f"{Path(target).name}-{cpu}-smp{cpus}-qemu-bench"
+    with tempfile.TemporaryDirectory(prefix="nvmm-bench-") as tmp:
+        workdir = Path(tmp)
+        prep = prepare(project, target, None, None, os.cpu_count() or 1, kernel_mode, workdir, echo, kvm_cpu=cpu,
+                       client="qemu")
+        res = run_plan(project, qemu_bench_plan(cpu, cpus), cpu, cpus, workdir, prep.module, prep.files,
+                       prep.kernel, echo, timeout, phases=prep.phases)
         res.phases["total"] = time.monotonic() - t0
         _finish(res, workdir, final)
     return res

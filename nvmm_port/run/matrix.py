@@ -1,11 +1,14 @@
 """``gen.py matrix``: the CI build matrix, runnable here and emitted as a GitHub Actions workflow.
 
-A *cell* is target × kernel × CPU × upstream, and runs its steps in order: generate, build, and e2e
-where the target can run.  Kbuild targets with userland (linux) get one cell per kernel of
-:data:`LINUX_KERNELS` (Debian 12's two lines, generic and PREEMPT_RT) and per CPU (vmx, svm); targets
-built against their own OS tree (haiku) one cell at the tree's pinned revision, which builds both
-backends and cannot run here.  The upstreams are the synced locks the target's spec fits (what
-``surface`` and ``generate`` accept).
+A *cell* is target × kernel × CPU × upstream × client, and runs its steps in order: generate,
+build, client (where the cell has one) and e2e where the target can run.  Kbuild targets with
+userland (linux) get one cell per kernel of :data:`LINUX_KERNELS` (Debian 12's two lines, generic
+and PREEMPT_RT) and per CPU (vmx, svm); targets built against their own OS tree (haiku) one cell at
+the tree's pinned revision, which builds both backends and cannot run here.  A Linux target also
+gets one cell per CPU with ``client=qemu`` on the default kernel line (6.1): QEMU built against the
+port's libnvmm (``gen.py client qemu``) and the e2e run with ``--client qemu`` (a Linux guest
+booted with -accel nvmm, 1 and 2 vCPUs).  The upstreams are the synced locks the target's spec fits
+(what ``surface`` and ``generate`` accept).
 
 Each step is this tool's own command line run as a child (``gen.py generate|build|e2e``), its output
 kept in ``build/matrix/logs/``; a step that fails fails its cell and skips the cell's later steps.
@@ -29,8 +32,10 @@ from ..project import Project
 
 LINUX_KERNELS = ("6.1", "6.1-rt", "6.12", "6.12-rt")
 CPUS = ("vmx", "svm")
-STEPS = ("generate", "build", "e2e")
-KEYS = ("target", "kernel", "cpu", "upstream", "step")
+STEPS = ("generate", "build", "client", "e2e")
+KEYS = ("target", "kernel", "cpu", "upstream", "client", "step")
+CLIENTS = ("qemu",)
+CLIENT_KERNELS = ("6.1",)       # the client cells run on Debian's default line
 SMP = 2
 
 
@@ -41,14 +46,16 @@ class Cell:
     cpu: str                # vmx, svm, or "-" (built for both, not run)
     upstream: str
     steps: tuple[str, ...]
+    client: str = "-"       # qemu, or "-" (the port's own tests only)
 
     @property
     def id(self) -> str:
-        parts = [self.target, self.kernel.replace("@", "-"), self.cpu, self.upstream]
+        parts = [self.target, self.kernel.replace("@", "-"), self.cpu, self.upstream, self.client]
         return "-".join(p for p in parts if p != "-")
 
     def matches(self, filters: dict[str, str]) -> bool:
-        values = {"target": self.target, "kernel": self.kernel, "cpu": self.cpu, "upstream": self.upstream}
+        values = {"target": self.target, "kernel": self.kernel, "cpu": self.cpu, "upstream": self.upstream,
+                  "client": self.client}
         return all(values[k] == v for k, v in filters.items() if k != "step")
 
 
@@ -76,7 +83,8 @@ class CellResult:
         return sum(s.seconds for s in self.steps)
 
     def to_json(self) -> dict[str, Any]:
-        return {**{k: getattr(self.cell, k) for k in ("target", "kernel", "cpu", "upstream")}, "id": self.cell.id,
+        return {**{k: getattr(self.cell, k) for k in ("target", "kernel", "cpu", "upstream", "client")},
+                "id": self.cell.id,
                 "status": self.status, "seconds": round(self.seconds, 1),
                 "steps": [{**asdict(s), "seconds": round(s.seconds, 1)} for s in self.steps]}
 
@@ -105,11 +113,14 @@ def cells(project: Project) -> list[Cell]:
             if validate(spec, analyze_project(project, up)):
                 continue        # the spec does not fit that upstream (drift says why)
             if spec.build.system == "kbuild" and spec.build.userland:
-                out += [Cell(spec.name, k, c, up, STEPS) for k in LINUX_KERNELS for c in CPUS]
+                plain = tuple(s for s in STEPS if s != "client")
+                out += [Cell(spec.name, k, c, up, plain) for k in LINUX_KERNELS for c in CPUS]
+                out += [Cell(spec.name, k, c, up, STEPS, client) for client in CLIENTS for k in CLIENT_KERNELS
+                        for c in CPUS]
             elif spec.sysroot.name:
-                out.append(Cell(spec.name, f"{spec.sysroot.name}@{spec.sysroot.ref}", "-", up, STEPS[:2]))
+                out.append(Cell(spec.name, f"{spec.sysroot.name}@{spec.sysroot.ref}", "-", up, ("generate", "build")))
             else:
-                out.append(Cell(spec.name, "-", "-", up, STEPS[:1]))
+                out.append(Cell(spec.name, "-", "-", up, ("generate",)))
     return out
 
 
@@ -120,7 +131,7 @@ def select(all_cells: list[Cell], filters: dict[str, str]) -> list[Cell]:
             raise PortError(f"--filter step={filters['step']}: no such step", None, f"use one of {', '.join(STEPS)}")
         # a step needs the ones before it: run up to it
         upto = STEPS[:STEPS.index(filters["step"]) + 1]
-        chosen = [Cell(c.target, c.kernel, c.cpu, c.upstream, tuple(s for s in c.steps if s in upto))
+        chosen = [Cell(c.target, c.kernel, c.cpu, c.upstream, tuple(s for s in c.steps if s in upto), c.client)
                   for c in chosen if filters["step"] in c.steps]
     return chosen
 
@@ -138,11 +149,13 @@ def commands(cell: Cell, project: Project) -> dict[str, list[str]]:
     release = _release(cell)
     out = str(project.build_dir / (f"{cell.target}-{release}" if release else cell.target))
     kernel = ["--kernel-release", release] if release else []
+    client = ["--client", cell.client] if cell.client != "-" else []
     return {
         "generate": [*base, "generate", "--target", cell.target, "--upstream", cell.upstream, "--out", out],
         "build": [*base, "build", "--target", cell.target, "--upstream", cell.upstream, "--out", out, *kernel],
+        "client": [*base, "client", cell.client, "--target", cell.target],
         "e2e": [*base, "e2e", "--target", cell.target, "--upstream", cell.upstream, "--cpu", cell.cpu,
-                "--smp", str(SMP), *kernel],
+                "--smp", str(SMP), *kernel, *client],
     }
 
 
@@ -195,12 +208,12 @@ def write_results(project: Project, results: list[CellResult]) -> tuple[Path, Pa
     total = round(sum(r.seconds for r in results), 1)
     data = {"cells": [r.to_json() for r in results], "summary": summary, "seconds": total}
     (out / "result.json").write_text(json.dumps(data, indent=2) + "\n")
-    lines = ["# nvmm-port matrix", "", "| target | kernel | cpu | upstream | " + " | ".join(STEPS)
-             + " | time | result |", "|---" * (len(STEPS) + 6) + "|"]
+    lines = ["# nvmm-port matrix", "", "| target | kernel | cpu | upstream | client | " + " | ".join(STEPS)
+             + " | time | result |", "|---" * (len(STEPS) + 7) + "|"]
     for r in results:
         by = {s.step: s for s in r.steps}
         cols = [f"{by[s].status} ({by[s].seconds:.0f} s)" if s in by else "—" for s in STEPS]
-        lines.append(f"| {r.cell.target} | {r.cell.kernel} | {r.cell.cpu} | {r.cell.upstream} | "
+        lines.append(f"| {r.cell.target} | {r.cell.kernel} | {r.cell.cpu} | {r.cell.upstream} | {r.cell.client} | "
                      + " | ".join(cols) + f" | {r.seconds:.0f} s | {r.status} |")
     failed = [r for r in results if r.status == "FAIL"]
     for r in failed:
@@ -222,14 +235,15 @@ def _tail(log: str, n: int = 15) -> list[str]:
 def table(results: list[CellResult]) -> Any:
     from rich.table import Table
     t = Table(title="nvmm-port matrix")
-    for col in ("target", "kernel", "cpu", "upstream", *STEPS, "time", "reason"):
+    for col in ("target", "kernel", "cpu", "upstream", "client", *STEPS, "time", "reason"):
         t.add_column(col)
     colour = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
     for r in results:
         by = {s.step: s for s in r.steps}
         cols = [f"[{colour[by[s].status]}]{by[s].status}[/]" if s in by else "" for s in STEPS]
         reason = next((s.reason for s in r.steps if s.status != "PASS" and s.reason), "")
-        t.add_row(r.cell.target, r.cell.kernel, r.cell.cpu, r.cell.upstream, *cols, f"{r.seconds:.0f} s", reason)
+        t.add_row(r.cell.target, r.cell.kernel, r.cell.cpu, r.cell.upstream, r.cell.client, *cols,
+                  f"{r.seconds:.0f} s", reason)
     return t
 
 
@@ -244,10 +258,13 @@ def github_workflow(all_cells: list[Cell]) -> str:
     for c in all_cells:
         ident = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in c.id)
         jobs.append({
-            "id": ident, "name": f"{c.target} {c.kernel} {c.cpu} {c.upstream}",
-            "setup_for": "e2e" if "e2e" in c.steps else "build",
+            "id": ident, "name": f"{c.target} {c.kernel} {c.cpu} {c.upstream}"
+                                 + (f" client={c.client}" if c.client != "-" else ""),
+            "setup_for": ",".join(j for j, step in (("build", "build"), ("e2e", "e2e"), ("qemu", "client"))
+                                  if step in c.steps),
             "kernels": [c.kernel] if c.kernel in LINUX_KERNELS else [],
             "upstream": c.upstream,
-            "filters": [f"target={c.target}", f"kernel={c.kernel}", f"cpu={c.cpu}", f"upstream={c.upstream}"],
+            "filters": [f"target={c.target}", f"kernel={c.kernel}", f"cpu={c.cpu}", f"upstream={c.upstream}",
+                        f"client={c.client}"],
         })
     return render("ci/github-matrix.yml.j2", version=__version__, jobs=jobs)

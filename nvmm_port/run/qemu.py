@@ -150,7 +150,8 @@ def _apt_source(spec: str, into: Path) -> list[Path]:
         err = proc.stderr.strip().splitlines()
         text = " ".join(err)
         if "deb-src" in text:
-            raise PortError("apt has no deb-src sources, so Debian's QEMU source cannot be had", "/etc/apt/sources.list.d",
+            raise PortError("apt has no deb-src sources, so Debian's QEMU source cannot be had",
+                            "/etc/apt/sources.list.d",
                             "run gen.py setup --for qemu (it adds a deb-src line for this Debian release)", err[-4:])
         raise PortError(f"`apt-get source --download-only {spec}` failed (exit {proc.returncode})", None,
                         "read apt's message below", err[-4:])
