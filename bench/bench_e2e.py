@@ -9,6 +9,11 @@ guest bytes.  Prints exits per second of each and the ratio NVMM/KVM.  Times are
 CLOCK_MONOTONIC, which under Bochs (clock: sync=none) follows the emulated instruction count:
 the ratio compares instructions spent per exit, and repeats exactly.
 
+Where an NVMM I/O exit's time goes is printed too: the exit is one run ioctl (the backend puts
+GPRS|SEGS|CRS|MSRS in the comm page, so nvmm_assist_io's getstate is a cache hit), next to a
+getstate ioctl that copies that state, an ioctl that does almost nothing (the system call and the
+driver's dispatch) and a bare system call.
+
 Usage: python bench/bench_e2e.py [--cpu vmx|svm|both] [--exits N]
 """
 
@@ -43,6 +48,12 @@ def main() -> int:
         for kind in ("io", "cpuid"):
             n, k = float(nv[f"{kind}_exits_per_s"]), float(kv[f"{kind}_exits_per_s"])
             print(f"{cpu:<4} {kind:<6} {n:>13.0f} {k:>12.0f} {n / k:>9.2f}")
+    print(f"\n{'cpu':<4} {'NVMM I/O exit':>14} {'getstate ioctl':>15} {'null ioctl':>11} {'syscall':>8} "
+          f"{'KVM I/O exit':>13}  (us each)")
+    for cpu, nv, kv, _ in rows:
+        print(f"{cpu:<4} {float(nv['io_exit_us']):>14.2f} {float(nv['getstate_us']):>15.2f} "
+              f"{float(nv['null_ioctl_us']):>11.2f} {float(nv['syscall_us']):>8.2f} "
+              f"{1e6 / float(kv['io_exits_per_s']):>13.2f}")
     print(f"({args.exits} exits of each kind; one boot per CPU: "
           + ", ".join(f"{cpu} {t:.0f} s" for cpu, _, _, t in rows) + ")")
     return 0
