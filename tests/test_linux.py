@@ -112,7 +112,7 @@ def test_module_builds_with_both_backends_and_no_undefined_symbols(linux_build):
     assert info["license"] == ["Dual BSD/GPL"]
     assert info["version"] == [load_spec(ROOT / "shim" / "linux").build.version]
     assert "NVMM" in info["description"][0]
-    assert [p.split(":")[0] for p in info["parm"]] == ["group"]
+    assert [p.split(":")[0] for p in info["parm"]] == ["group", "nmi_nudges"]
     syms = subprocess.run(["nm", str(res.module)], capture_output=True, text=True, check=True).stdout.split()
     for name in ("nvmm_x86_vmx", "nvmm_x86_svm", "vmx_vmlaunch", "vmx_vmresume", "svm_vmrun", "npt_fault"):
         assert name in syms, name

@@ -29,11 +29,31 @@ def fake_dpkg(installed: set[str]):
 
 
 def test_jobs_parse_and_e2e_implies_build():
-    assert system.parse_jobs("all") == ("build", "e2e", "test")
+    assert system.parse_jobs("all") == ("build", "e2e", "test", "qemu")
     assert system.parse_jobs("e2e") == ("build", "e2e")
+    assert system.parse_jobs("qemu") == ("build", "qemu")
     assert system.parse_jobs("test,build") == ("build", "test")
     with pytest.raises(PortError, match="unknown job bogus for --for"):
         system.parse_jobs("build,bogus")
+
+
+def test_deb_src_is_found_in_either_format_and_written_for_this_release(tmp_path: Path):
+    etc = tmp_path / "apt"
+    (etc / "sources.list.d").mkdir(parents=True)
+    (etc / "sources.list.d" / "debian.sources").write_text("Types: deb\nURIs: http://deb.debian.org/debian\n")
+    (etc / "sources.list").write_text("# deb-src http://deb.debian.org/debian bookworm main\n")
+    assert not system.has_deb_src(etc)                    # a commented line and a deb-only source
+    (etc / "sources.list.d" / "src.sources").write_text("Types: deb deb-src\nURIs: http://x\n")
+    assert system.has_deb_src(etc)
+    (etc / "sources.list.d" / "src.sources").unlink()
+    (etc / "sources.list.d" / "x.list").write_text("deb-src http://deb.debian.org/debian bookworm main\n")
+    assert system.has_deb_src(etc)
+    os_release = tmp_path / "os-release"
+    os_release.write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nVERSION_CODENAME=bookworm\n')
+    text = system.deb_src_text(system.debian_codename(os_release))
+    assert "Types: deb-src" in text and "Suites: bookworm bookworm-updates" in text
+    with pytest.raises(PortError, match="codename"):
+        system.debian_codename(tmp_path / "none")
 
 
 def test_plan_marks_what_dpkg_has_and_says_why():
