@@ -128,6 +128,7 @@ def test_the_committed_workflow_is_the_emitted_one_and_valid(capsys):
     workflow = (ROOT / m.WORKFLOW).read_text()
     assert "python gen.py setup --for build,e2e,qemu --kernel-release 6.1" in workflow
     assert "--filter client=qemu" in workflow
+    assert workflow.count("uses: actions/cache@v4") == 2 and "path: ~/.cache/nvmm-port" in workflow
     tool = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
     if not Path(tool).exists():
         pytest.skip("check-jsonschema is not installed (pip install -e '.[test]' brings it)")

@@ -264,6 +264,7 @@ def github_workflow(all_cells: list[Cell]) -> str:
                                   if step in c.steps),
             "kernels": [c.kernel] if c.kernel in LINUX_KERNELS else [],
             "upstream": c.upstream,
+            "client": c.client if c.client != "-" else None,
             "filters": [f"target={c.target}", f"kernel={c.kernel}", f"cpu={c.cpu}", f"upstream={c.upstream}",
                         f"client={c.client}"],
         })
