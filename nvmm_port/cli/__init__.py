@@ -28,6 +28,7 @@ Typical flow for a porter:
   gen.py build --target myos          build it (Kbuild targets: the kernel module, checked by modpost)
   gen.py e2e --target linux --cpu vmx --smp 2   run it in an emulated VT-x machine (or --cpu svm)
   gen.py client qemu --target linux   build QEMU's NVMM accelerator against the port's libnvmm
+  gen.py fuzz --harness assist        fuzz libnvmm's instruction emulator (libFuzzer, ASan, UBSan)
 """
 
 
@@ -264,6 +265,24 @@ def _add_client(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1, help="parallel build jobs")
 
 
+def _add_fuzz(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "fuzz", help="coverage-guided fuzzing (libFuzzer, ASan, UBSan) of a port's code, with line coverage",
+        description=("Build TARGET's port (if stale), then the harness shim/common/fuzz/fuzz_HARNESS.c with the "
+                     "port sources it exercises, twice: with -fsanitize=fuzzer,address,undefined to fuzz, and with "
+                     "source-based coverage. Fuzz from the committed seeds (shim/common/fuzz/corpus/HARNESS/) and "
+                     "the working corpus in build/fuzz/HARNESS/, then print executions, exec/s, edges, the lines "
+                     "of the port files the corpus covers and the findings (inputs that crashed, kept in "
+                     "build/fuzz/HARNESS/findings/; each reproduces with the program and that file). Exit 1 "
+                     "when there is a finding. Harness assist: libnvmm's x86 instruction emulator "
+                     "(nvmm_assist_mem, nvmm_assist_io) on guest-controlled state and bytes."))
+    p.add_argument("--target", default="linux", help="the port whose sources are fuzzed (default linux)")
+    p.add_argument("--harness", required=True, choices=("assist", "ioctl"), help="what to fuzz")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--runs", type=int, metavar="N", help="stop after N executions (default 100000)")
+    how.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+
+
 def _add_setup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "setup", help="install the Debian packages a job needs (idempotent; says what and why)",
@@ -353,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_e2e(sub)
     _add_client(sub)
+    _add_fuzz(sub)
     return parser
 
 
@@ -364,6 +384,7 @@ COMMANDS = {
     "build": ("cli.commands", "build"),
     "e2e": ("cli.commands", "e2e"),
     "client": ("cli.commands", "client"),
+    "fuzz": ("cli.commands", "fuzz"),
     "new-target": ("cli.commands", "new_target"),
     "surface": ("cli.commands", "surface"),
     "extract-target": ("cli.commands", "extract_target"),

@@ -237,6 +237,20 @@ def client(project: Project, args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- fuzz
+
+def fuzz(project: Project, args: argparse.Namespace) -> int:
+    from ..run.fuzz import fuzz as run_fuzz
+    res = run_fuzz(project, args.target, args.harness, args.runs, args.seconds, _echo, progress=_progress())
+    lines = " ".join(f"lines[{Path(f).name}]={c}/{t} ({100.0 * c / t if t else 0:.1f}%)"
+                     for f, (c, t) in (res.coverage.lines.items() if res.coverage else []))
+    print(f"harness={res.harness} executions={res.executions} exec_per_s={res.exec_per_s} edges={res.edges} "
+          f"corpus={res.corpus} {lines} findings={len(res.findings)} seconds={res.seconds:.1f}")
+    for f in res.findings:
+        print(f"finding: {f} (reproduce: {res.program} {f})")
+    return 1 if res.findings else 0
+
+
 # ---- extract-target, new-target, surface
 
 def extract_target(project: Project, args: argparse.Namespace) -> int:

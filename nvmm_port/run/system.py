@@ -12,7 +12,8 @@ Jobs:
           isolinux ISO, script(1) for Bochs' terminal display, the Debian kernel image of exactly the
           release the headers are for, and (for the once-per-clone LZ4 re-wrap that saves ~40 s per
           boot) the matching linux-source and its build tools
-  test    what the test suite adds: unifdef, the independent oracle of the generator's round trips
+  test    what the test suite adds: unifdef, the independent oracle of the generator's round trips;
+          clang's fuzzing and sanitizer runtimes and llvm-cov for gen.py fuzz
   qemu    building QEMU's NVMM accelerator from Debian's source package (gen.py client qemu): a
           deb-src line for this Debian release (added when apt has none), dpkg-source, meson, ninja,
           pkg-config and the libraries a static QEMU links; the firmware a guest boot reads
@@ -64,6 +65,8 @@ NEEDS: tuple[Need, ...] = (
     Need(("e2e",), ("flex", "bison", "bc", "lz4", "libelf-dev", "libssl-dev"),
          "re-wrapping the guest kernel with an LZ4 decompressor (once per clone, ~40 s less per boot)"),
     Need(("test",), ("unifdef",), "the independent oracle the flatten round trips are checked against"),
+    Need(("test",), ("libclang-rt-14-dev", "llvm-14"),
+         "gen.py fuzz: clang's libFuzzer, AddressSanitizer and UBSan runtimes, llvm-profdata and llvm-cov"),
     Need(("qemu",), ("dpkg-dev", "meson", "ninja-build", "pkg-config"),
          "QEMU from Debian's source package: dpkg-source unpacks it, meson and ninja build it"),
     Need(("qemu",), ("libglib2.0-dev", "libpixman-1-dev", "libfdt-dev", "zlib1g-dev"),
