@@ -239,7 +239,7 @@ def _add_e2e(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--cpu-model", metavar="MODEL", help="Bochs CPU model (default corei7_haswell_4770 / trinity_apu)")
     p.add_argument("--timeout", type=float, default=1500, metavar="SEC", help="wall-clock limit of the boot")
     p.add_argument("--leak-cycles", type=int, default=1000, metavar="N", help="create/run/destroy cycles")
-    p.add_argument("--fuzz-calls", type=int, default=10000, metavar="N", help="random ioctls")
+    p.add_argument("--fuzz-calls", type=int, default=100000, metavar="N", help="random ioctls (default 100000)")
     p.add_argument("--seed", type=int, default=1, help="fuzz seed")
     p.add_argument("-v", "--verbose", action="store_true", help="echo every serial line")
     p.add_argument("--client", choices=("qemu",),

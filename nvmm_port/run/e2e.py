@@ -240,7 +240,7 @@ class Options:
     cpu: str
     smp: int = 1
     leak_cycles: int = 1000
-    fuzz_calls: int = 10000
+    fuzz_calls: int = 100000
     seed: int = 1
     leak_limit_kib: int = 3072        # MemFree; slab and shmem: 256 (nvmm_leak.c says why)
     client: str | None = None         # qemu: also boot a Linux guest with QEMU -accel nvmm

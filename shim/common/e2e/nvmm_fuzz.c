@@ -102,9 +102,14 @@ static void
 fill_arg(uint8_t *p, size_t len, unsigned long cmd)
 {
 	size_t i;
+	uint64_t r;
 
-	for (i = 0; i < len; i++)
-		p[i] = (uint8_t)rnd();
+	for (i = 0; i + 8 <= len; i += 8) {		/* eight random bytes per draw */
+		r = rnd();
+		memcpy(p + i, &r, 8);
+	}
+	r = rnd();
+	memcpy(p + i, &r, len - i);
 	if (below(2) || len < 8)
 		return;
 	if (nmachids && below(4))
