@@ -283,6 +283,19 @@ def _add_fuzz(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     how.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
 
 
+def _add_mutate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "mutate", help="mutation testing: inject each deliberate bug of tests/mutants.toml and see which test notices",
+        description=("Apply each deliberate bug of tests/mutants.toml, one at a time, to a copy of this project "
+                     "(never to the checkout), run the tests it names there and report caught/total with the test "
+                     "that caught each, then the known-blind list with its reasons. Every test set must pass "
+                     "without a mutant first. Exit 1 when a mutant the suite should catch is missed. Results: "
+                     "build/mutate/result.json and one log per mutant."))
+    p.add_argument("--list", action="store_true", help="list the mutants and exit")
+    p.add_argument("--only", action="append", default=[], metavar="ID", help="run only these (repeatable)")
+    p.add_argument("--fast", action="store_true", help="skip mutants only the emulated machine (e2e) can catch")
+
+
 def _add_setup(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "setup", help="install the Debian packages a job needs (idempotent; says what and why)",
@@ -373,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_e2e(sub)
     _add_client(sub)
     _add_fuzz(sub)
+    _add_mutate(sub)
     return parser
 
 
@@ -385,6 +399,7 @@ COMMANDS = {
     "e2e": ("cli.commands", "e2e"),
     "client": ("cli.commands", "client"),
     "fuzz": ("cli.commands", "fuzz"),
+    "mutate": ("cli.commands", "mutate"),
     "new-target": ("cli.commands", "new_target"),
     "surface": ("cli.commands", "surface"),
     "extract-target": ("cli.commands", "extract_target"),

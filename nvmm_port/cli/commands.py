@@ -251,6 +251,35 @@ def fuzz(project: Project, args: argparse.Namespace) -> int:
     return 1 if res.findings else 0
 
 
+# ---- mutate
+
+def mutate(project: Project, args: argparse.Namespace) -> int:
+    from ..run import mutate as m
+    mutants = m.load(project)
+    if args.only:
+        unknown = sorted(set(args.only) - {x.id for x in mutants})
+        if unknown:
+            raise PortError(f"no mutant {', '.join(unknown)}", project.root / m.CATALOG, "gen.py mutate --list")
+        mutants = [x for x in mutants if x.id in args.only]
+    if args.fast:
+        mutants = [x for x in mutants if not x.slow]
+    if args.list:
+        for x in mutants:
+            print(f"{x.id:38s} {'blind' if x.blind else 'mutant':6s} {x.file}: {x.why}")
+        return 0
+    report = m.run(project, mutants, _echo)
+    print(f"\ncaught {report.caught}/{len(report.mutants)} mutants")
+    for o in report.outcomes:
+        if not o.blind:
+            print(f"  {'caught' if o.caught else 'MISSED':7s} {o.id:38s} {o.by or '-'}")
+    blind = [o for o in report.outcomes if o.blind]
+    if blind:
+        print("known blind:")
+        for o in blind:
+            print(f"  {'caught' if o.caught else 'unseen':7s} {o.id}: {o.reason}")
+    return 0 if report.caught == len(report.mutants) else 1
+
+
 # ---- extract-target, new-target, surface
 
 def extract_target(project: Project, args: argparse.Namespace) -> int:
