@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import lzma
 import os
 import shutil
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PortError
+from ..upstream.lock import sha256_file
 from .build import is_static_elf
 
 # x86 boot protocol offsets (Documentation/x86/boot.rst): setup_sects, payload_offset/length,
@@ -112,11 +112,7 @@ def voffset_h(elf: bytes) -> str:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)[0]
 
 
 def linux_source_tarball(release: str) -> Path | None:

@@ -42,6 +42,7 @@ from pathlib import Path
 from .. import tomlw, ui
 from ..errors import PortError
 from ..project import Project
+from ..upstream.lock import sha256_file
 from .build import Built, build_target
 from .sdk import Sdk, copy_if_changed, install_sdk
 
@@ -136,11 +137,7 @@ def load_lock(project: Project) -> SourceLock:
 
 
 def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with p.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(p)[0]
 
 
 def _apt_source(spec: str, into: Path) -> list[Path]:
