@@ -124,9 +124,12 @@ void nvmm_linux_mtx_unlock(struct nvmm_linux_mutex *lock)
 	mutex_unlock(&mtx->mutex);
 }
 
+/* Held, and by this task: a lock released early (or twice) is not owned, and OS_ASSERT says so. */
 bool nvmm_linux_mtx_owned(struct nvmm_linux_mutex *lock)
 {
-	return READ_ONCE(to_mutex(lock)->owner) == current;
+	struct nvmm_mutex *mtx = to_mutex(lock);
+
+	return mutex_is_locked(&mtx->mutex) && READ_ONCE(mtx->owner) == current;
 }
 
 void nvmm_linux_rwl_init(struct nvmm_linux_rwlock *lock)
