@@ -134,7 +134,7 @@ def test_bochsrc_and_init_render_the_model(tmp_path):
     init = e2e.render_init(ROOT / "templates", plan)
     assert init.startswith("#!/bin/sh\n")
     steps = [line.split()[1] for line in init.splitlines() if line.startswith("step ")]
-    assert steps == ["insmod", "h_io_assist", "sysenter32", "owner", "leak", "fuzz", "teardown", "rmmod"]  # smp skipped
+    assert steps == ["insmod", "h_io_assist", "sysenter32", "owner", "conf", "leak", "fuzz", "teardown", "rmmod"]  # smp skipped
     assert "step leak ./nvmm_leak 7 " in init and "step fuzz ./nvmm_fuzz 5 99" in init
     assert init.rstrip().endswith("poweroff -f")
     if shutil.which("sh"):
@@ -228,7 +228,7 @@ def test_e2e_run_passes(cpu, smp):
     result = json.loads((ROOT / "build" / "e2e" / f"linux-{cpu}-smp{smp}" / "result.json").read_text())
     verdicts = {s["name"]: s["verdict"] for s in result["steps"]}
     assert result["passed"] is True
-    want = {"insmod", "h_io_assist", "h_mem_assist", "sysenter32", "owner", "leak", "fuzz", "teardown", "rmmod"}
+    want = {"insmod", "h_io_assist", "h_mem_assist", "sysenter32", "owner", "conf", "leak", "fuzz", "teardown", "rmmod"}
     assert want <= {n for n, v in verdicts.items() if v == "PASS"}
     assert verdicts["smp"] == ("PASS" if smp >= 2 else "SKIP")
     steps = {s["name"]: s for s in result["steps"]}

@@ -221,7 +221,9 @@ def _add_e2e(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=("Build TARGET (if stale) with libnvmm, upstream's tests and the end-to-end programs, pack them "
                      "into an initramfs, boot the Debian kernel matching the module's headers under Bochs with "
                      "VT-x+EPT (--cpu vmx) or AMD-V+NPT (--cpu svm), and judge each step in the guest: insmod, "
-                     "upstream's tests, SMP (with --smp 2), ownership, leak, ioctl fuzz, teardown on close, rmmod. "
+                     "upstream's tests, SMP (with --smp 2), ownership, vCPU configuration copied in, leak, "
+                     "ioctl fuzz (100,000 calls), teardown on close, rmmod, and with --client qemu a Linux guest "
+                     "booted by QEMU -accel nvmm. "
                      "Prints one line per step and PASS/FAIL (exit 1 on FAIL); keeps the serial log and "
                      "result.json in build/e2e/TARGET-CPU-smpN/."))
     p.add_argument("--target", required=True, help="a Kbuild target with userland (linux)")

@@ -43,7 +43,7 @@ BAD_KMSG = re.compile(
     r"scheduling while atomic|sleeping function called from invalid context|possible (circular|recursive) locking")
 
 # The end-to-end programs (shim/common/e2e/NAME.c), built static against the port's libnvmm.
-GUEST_PROGRAMS = ("nvmm_smp", "nvmm_owner", "nvmm_leak", "nvmm_fuzz", "nvmm_teardown", "nvmm_exits")
+GUEST_PROGRAMS = ("nvmm_smp", "nvmm_owner", "nvmm_conf", "nvmm_leak", "nvmm_fuzz", "nvmm_teardown", "nvmm_exits")
 # Built against the C library and the kernel's UAPI headers only.
 PLAIN_PROGRAMS = ("kvm_exits",)
 COMPAT32_PROGRAMS = ("nvmm_sysenter32",)     # 32-bit, freestanding assembly (cc -m32 -nostdlib)
@@ -161,6 +161,11 @@ def judge_owner(run: StepRun) -> tuple[bool, str]:
         f"{v.get('eperm')}/{v.get('intruder_probes')} ioctls of another process got EPERM; owner intact"))
 
 
+def judge_conf(run: StepRun) -> tuple[bool, str]:
+    return _exit_ok_then(run, lambda v: "NVMM_VCPU_CONF_CPUID copied in: CPUID leaf 0, answered by the kernel "
+                         "before, now exits to userland")
+
+
 def judge_leak(run: StepRun) -> tuple[bool, str]:
     ok, why = _exit_ok(run)
     v = run.values()
@@ -257,6 +262,7 @@ def test_plan(opts: Options, upstream_tests: list[str]) -> Plan:
                       "while [ $c -lt $n ]; do taskset -c $c ./nvmm_sysenter32 || exit $?; c=$((c+1)); done; "
                       "echo cpus=$n'", judge_sysenter32))
     steps.append(Step("owner", "./nvmm_owner", judge_owner))
+    steps.append(Step("conf", "./nvmm_conf", judge_conf))
     steps.append(Step("leak", f"./nvmm_leak {opts.leak_cycles} {opts.leak_limit_kib} 256", judge_leak))
     steps.append(Step("fuzz", f"./nvmm_fuzz {opts.seed} {opts.fuzz_calls}", judge_fuzz))
     steps.append(Step("teardown", f"./nvmm_teardown {opts.leak_limit_kib}", judge_teardown))
