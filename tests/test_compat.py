@@ -420,3 +420,38 @@ def test_upstream_compat_set_compiles(reference_surface, catalog, tmp_path, flav
     compile_kernel(files, tmp_path, "#include <sys/systm.h>\n#include <uvm/uvm_extern.h>\n"
                    "#include <machine/cpufunc.h>\n"
                    "uint64_t probe(void) { return __SHIFTOUT(rdmsr(MSR_EFER), 0xf00); }\n")
+
+
+# The catalog's x86 architectural constants, checked against an independent statement of the same
+# SDM values: Linux's own headers (the UAPI <asm/processor-flags.h> for EFLAGS, CR0 and CR4; the
+# kernel's msr-index.h for EFER's bit numbers).  catalog name -> Linux name.
+PSL_TO_LINUX = {"PSL_C": "CF", "PSL_PF": "PF", "PSL_AF": "AF", "PSL_Z": "ZF", "PSL_N": "SF", "PSL_T": "TF",
+                "PSL_I": "IF", "PSL_D": "DF", "PSL_V": "OF", "PSL_IOPL": "IOPL", "PSL_NT": "NT", "PSL_RF": "RF",
+                "PSL_VM": "VM", "PSL_AC": "AC", "PSL_VIF": "VIF", "PSL_VIP": "VIP", "PSL_ID": "ID",
+                "PSL_MBO": "FIXED"}
+EFER_TO_LINUX = {"EFER_SCE": "SCE", "EFER_LME": "LME", "EFER_LMA": "LMA", "EFER_NXE": "NX", "EFER_SVME": "SVME",
+                 "EFER_LMSLE": "LMSLE", "EFER_FFXSR": "FFXSR"}
+
+
+@needs_gcc
+def test_x86_constants_agree_with_linux_headers(catalog, tmp_path):
+    uapi = Path("/usr/include/x86_64-linux-gnu/asm/processor-flags.h")
+    if not uapi.is_file():
+        pytest.skip("no Linux UAPI headers (linux-libc-dev)")
+    pairs = {name: f"X86_EFLAGS_{linux}" for name, linux in PSL_TO_LINUX.items()}
+    pairs |= {n: f"X86_{n}" for n in catalog.entries if re.fullmatch(r"CR[04]_[A-Z0-9]+", n)}
+    defines = [catalog.entries[n].c for n in pairs if n in catalog.entries]
+    assert len(defines) >= 40, "the catalog lost its EFLAGS/CR0/CR4 constants"
+    checks = [f'_Static_assert({n} == {linux}, "{n} is not Linux\'s {linux}");' for n, linux in pairs.items()
+              if n in catalog.entries]
+    src = tmp_path / "check.c"
+    src.write_text("#include <asm/processor-flags.h>\n" + "\n".join(d for d in defines if d) + "\n"
+                   + "\n".join(checks) + "\n")
+    proc = subprocess.run([GCC, "-fsyntax-only", str(src)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    msr_index = sorted(Path("/usr/src").glob("linux-headers-*-common/arch/x86/include/asm/msr-index.h"))
+    if msr_index:
+        bits = dict(re.findall(r"#define\s+_EFER_(\w+)\s+(\d+)", msr_index[-1].read_text()))
+        for name, linux in EFER_TO_LINUX.items():
+            value = int(re.search(r"(0x[0-9a-fA-F]+|\d+)\s*$", catalog.entries[name].c or "").group(1), 0)
+            assert value == 1 << int(bits[linux]), f"{name} is not Linux's EFER bit {linux}"
