@@ -63,9 +63,9 @@ def test_plan_marks_what_dpkg_has_and_says_why():
     assert [s.package for s in pl.steps] == ["git", "make", "gcc", "libc6-dev", "binutils", "linux-headers-amd64", "clang"]
     assert pl.missing == ["libc6-dev", "binutils", "linux-headers-amd64", "clang"]
     assert all(s.why for s in pl.steps)
-    # nothing of e2e's in a build plan; the test job adds unifdef only
+    # nothing of e2e's in a build plan; the test job adds unifdef and the fuzzing runtimes
     assert "bochs" not in pl.missing
-    assert [s.package for s in system.plan(("test",), run=run).steps] == ["unifdef"]
+    assert [s.package for s in system.plan(("test",), run=run).steps] == ["unifdef", "libclang-rt-14-dev", "llvm-14"]
 
 
 def test_second_round_is_the_headers_release(tmp_path):
