@@ -256,13 +256,13 @@ def _edits_key(os_name: str) -> str:
     return h.hexdigest()[:16]
 
 
-def prepare_source(lock: SourceLock, os_name: str, root: Path, echo: Callable[[str], None]) -> tuple[Path, bool]:
-    """The extracted, edited source tree (made again when the edits changed); (path, made now)."""
+def prepare_source(lock: SourceLock, os_name: str, root: Path, echo: Callable[[str], None]) -> Path:
+    """The extracted, edited source tree (made again when the edits changed)."""
     src = root / "src"
     stamp = root / "src.stamp"
     key = _edits_key(os_name)
     if src.is_dir() and stamp.is_file() and json.loads(stamp.read_text()).get("edits") == key:
-        return src, False
+        return src
     dl = fetch(lock, echo)
     dsc = [n for n in lock.files if n.endswith(".dsc")]
     if len(dsc) != 1:
@@ -281,7 +281,7 @@ def prepare_source(lock: SourceLock, os_name: str, root: Path, echo: Callable[[s
     stamp.write_text(json.dumps({"edits": key, "applied": edits}, indent=1) + "\n")
     for line in edits:
         echo(f"  edit {line}")
-    return src, True
+    return src
 
 
 # -- the build ---------------------------------------------------------------------------------------
@@ -353,7 +353,7 @@ def build_qemu(project: Project, target: str, jobs: int, echo: Callable[[str], N
     seconds: dict[str, float] = {"port": time.monotonic() - t0}
     with _locked(root):
         t = time.monotonic()
-        src, _ = prepare_source(lock, TARGET_OS[name], root, echo)
+        src = prepare_source(lock, TARGET_OS[name], root, echo)
         seconds["source"] = time.monotonic() - t
         stamp = json.loads((root / "src.stamp").read_text())
         sdk = install_sdk(built.objdir, root / "sdk")
@@ -380,9 +380,10 @@ def build_qemu(project: Project, target: str, jobs: int, echo: Callable[[str], N
         seconds["ninja"] = time.monotonic() - t
         steps = re.findall(r"^\[\d+/\d+\] (\w+)", out, re.M)
         compiled = sum(1 for s in steps if s.lower().startswith("compiling"))
-        linked = any(s.lower().startswith("linking") for s in steps)
-        what = ("configured and built" if configured else f"rebuilt ({compiled} compiled)" if compiled
-                else "re-linked (libnvmm changed)" if linked else "up to date")
+        linked = any(s.lower().startswith("linking") for s in steps)    # ninja also reruns always-stale generators
+        what = ("configured and built" if configured else "up to date" if not (compiled or linked)
+                else f"re-linked against the changed libnvmm ({compiled} compiled)" if "lib/libnvmm.a" in sdk.changed
+                else f"rebuilt ({compiled} compiled)")
         exe = bdir / PROGRAM
         if not exe.is_file():
             raise PortError(f"the build made no {PROGRAM}", log, "read the log")
