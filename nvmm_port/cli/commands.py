@@ -146,6 +146,7 @@ def _release(args: argparse.Namespace) -> str | None:
 def build(project: Project, args: argparse.Namespace) -> int:
     from ..run.build import build_port
     from ..run.haiku import AddonBuilt
+    from ..run.hosted import HostedBuilt
     out = args.out
     if out is None and _release(args):
         out = str(project.build_dir / f"{Path(args.target).name}-{_release(args)}")   # as e2e builds it
@@ -153,6 +154,8 @@ def build(project: Project, args: argparse.Namespace) -> int:
                        progress=_progress())
     if isinstance(built, AddonBuilt):
         return _report_addon(built)
+    if isinstance(built, HostedBuilt):
+        return _report_hosted(built)
     print(f"rendered {built.out}: {len(built.rendered.written)} written, {len(built.rendered.unchanged)} unchanged")
     for note in built.notes:
         print(note, file=sys.stderr)
@@ -175,6 +178,19 @@ def build(project: Project, args: argparse.Namespace) -> int:
                     f"{len(user.programs)} static test program(s): {', '.join(sorted(user.programs))}")
         print(f"built {products} ({len(user.compiled)} object(s) compiled)" if user.compiled
               else f"nothing to compile: {products} up to date")
+    return 0
+
+
+def _report_hosted(built: HostedBuilt) -> int:
+    """What a hosted build made."""
+    print(f"rendered {built.out}: {len(built.rendered.written)} written, {len(built.rendered.unchanged)} unchanged")
+    _warn_compiler(built.warnings)
+    products = (f"{built.library.relative_to(built.objdir)} (frontend, fake backend, glue), "
+                f"{built.libnvmm.relative_to(built.objdir)} and {len(built.programs)} test program(s): "
+                f"{', '.join(sorted(built.programs))}; clang with ASan and UBSan")
+    print(f"built {products} ({len(built.compiled)} object(s) compiled) in {built.seconds:.1f} s" if built.compiled
+          else f"nothing to compile: {products} up to date")
+    print(f"run them: gen.py e2e --target {built.spec.name}")
     return 0
 
 

@@ -36,6 +36,7 @@ from .diagnostics import build_failure
 
 if TYPE_CHECKING:
     from .haiku import AddonBuilt
+    from .hosted import HostedBuilt
 from .objdir import mirror_tree, objdir_of
 
 _UNDEFINED = re.compile(r'modpost: "([^"]+)" \[([^\]]+)\] undefined!')
@@ -267,7 +268,7 @@ def build_target(project: Project, target: str, upstream: str | None, out: str |
 
 def build_port(project: Project, target: str, upstream: str | None, out: str | Path | None,
                kdir: str | Path | None, flatten: bool, jobs: int,
-               progress: ui.Progress = ui.SILENT) -> Built | AddonBuilt:
+               progress: ui.Progress = ui.SILENT) -> Built | AddonBuilt | HostedBuilt:
     """``gen.py build``: TARGET built with its spec's build system: Kbuild (a Linux module, its
     userland) or Jam (a Haiku add-on and its userland, compiled and checked against Haiku's tree)."""
     spec, surface, cache = prepare(project, target, upstream, progress)
@@ -280,6 +281,11 @@ def build_port(project: Project, target: str, upstream: str | None, out: str | P
                 raise PortError("--kdir is for Kbuild targets", None,
                                 f"{spec.name} builds against its [sysroot]; drop --kdir")
             return build_addon(project, spec, surface, cache, where, flatten, jobs, progress)
+        if spec.build.system == "hosted":
+            from .hosted import build_hosted
+            if kdir:
+                raise PortError("--kdir is for Kbuild targets", None, f"{spec.name} builds a process; drop --kdir")
+            return build_hosted(project, spec, surface, cache, where, flatten, jobs, progress)
         return _build_locked(project, spec, surface, cache, where, kdir, flatten, jobs, progress)
 
 

@@ -344,10 +344,12 @@ def _build_files(spec: TargetSpec, surface: Surface, tree: Tree, root: Path) -> 
     if system == "none":
         return []
     name, template = {"kbuild": ("Kbuild", "build/Kbuild.j2"), "jam": ("Jamfile", "build/Jamfile.j2"),
-                      "bsdmake": ("Makefile", "build/Makefile.bsd.j2")}[system]
+                      "bsdmake": ("Makefile", "build/Makefile.bsd.j2"),
+                      "hosted": ("Makefile", "build/Makefile.hosted.j2")}[system]
     # upstream's C++ files are a fork's own OS glue (Haiku's nvmm_haiku.cpp): not the target's to compile
     sources = sorted(p for p in tree.files if p.startswith("driver/") and (
-        p.endswith((".c", ".S")) or (p.endswith(CXX_EXT) and p not in surface.upstream.files)))
+        p.endswith((".c", ".S")) or (p.endswith(CXX_EXT) and p not in surface.upstream.files))
+        and p not in spec.build.not_built)
     bridge = {f"driver/{Path(rel).name}" for rel, _ in spec.bridge_sources}
     common = [f"driver/{Path(rel).name}" for rel, _ in spec.common_files if rel.endswith(".c")]
     upstream = [p for p in sources if p in surface.upstream.files or p in bridge]
@@ -356,6 +358,9 @@ def _build_files(spec: TargetSpec, surface: Surface, tree: Tree, root: Path) -> 
     include_dirs = ["compat", "driver", "driver/x86"] if any(p.startswith("compat/") for p in tree.files) \
         else ["driver", "driver/x86"]
     jam: dict[str, Any] = {}
+    if system == "hosted":
+        jam = {"library": _user_library(surface, tree), "programs": _user_programs(surface, tree),
+               "not_built": spec.build.not_built}
     if system == "jam":
         # Jam finds sources by name along SEARCH_SOURCE and takes directories as words
         jam = {"upstream_names": [posixpath.basename(p) for p in upstream],
@@ -373,7 +378,7 @@ def _build_files(spec: TargetSpec, surface: Surface, tree: Tree, root: Path) -> 
         module=module, cflags=spec.build.cflags, glue_cflags=spec.build.glue_cflags,
         common_cflags=spec.build.common_cflags, version=spec.build.version,
         include_dirs=include_dirs, **jam), template)]
-    if spec.build.userland and system != "jam":     # Haiku's userland is in the Jamfile
+    if spec.build.userland and system not in ("jam", "hosted"):     # theirs is in their build file
         mk = "build/Makefile.userland.j2"
         out.append(("Makefile.userland", render_template(
             mk, banner=banner_lines(spec, surface, mk, root), library=_user_library(surface, tree),

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from ..project import Project
     from .compat import MissingNames
 
-BUILD_SYSTEMS = ("kbuild", "jam", "bsdmake", "none")
+BUILD_SYSTEMS = ("kbuild", "jam", "bsdmake", "hosted", "none")
 VP_FORMS = ("same_as", "code", "file", "omit", "items")
 
 # what names may look like
@@ -126,7 +126,8 @@ class TargetTable:
 class BuildTable:
     """``[build]``: how the rendered tree is built."""
 
-    system: str = _key(STRING, f"the build system: {' | '.join(BUILD_SYSTEMS)} (`gen.py build` runs kbuild and jam)",
+    system: str = _key(STRING, f"the build system: {' | '.join(BUILD_SYSTEMS)} (`gen.py build` runs kbuild, jam "
+                                 "and hosted)",
                        "none")
     module: str = _key(STRING, f"the kernel module's name ({NAME_RULE}; Kbuild, dkms.conf)", "nvmm")
     version: str = _key(STRING, "the module's version (Kbuild's NVMM_MODULE_VERSION, dkms.conf); default: the "
@@ -140,6 +141,9 @@ class BuildTable:
     userland: bool = _key(BOOLEAN, "also build libnvmm and upstream's test programs (static), "
                                    "from `Makefile.userland`", False)
     dkms: bool = _key(BOOLEAN, "Kbuild targets: also write `dkms.conf`", True)
+    not_built: list[str] = field(default_factory=list, metadata=_meta(
+        STRINGS, "upstream files the build does not compile (rendered all the same); the hosted target's "
+                 "fake backend replaces the hardware backends"))
 
 
 @dataclass
@@ -739,6 +743,11 @@ def validate(spec: TargetSpec, surface: Surface) -> list[Diagnostic]:
             continue
         if p.todo is None:
             diags.extend(_check_primitive(spec, p, prims[name], surface))
+    for i, rel in enumerate(spec.build.not_built):
+        if rel not in up.files:
+            diags.append(spec.at(("build", "not_built", i), f"[build] not_built names {rel}, which is not a file of "
+                                 f"upstream {up.name} ({lock})", "name an upstream file (driver/..., as `gen.py "
+                                 "analyze` lists them), or remove it"))
     vp_prints = {v.id: vp_fingerprint(v) for v in surface.variation_points}
     for vid, v in spec.variation_points.items():
         now = [x for x, fp in vp_prints.items() if v.fingerprint and fp == v.fingerprint]
