@@ -28,7 +28,9 @@ Typical flow for a porter:
   gen.py build --target myos          build it (Kbuild targets: the kernel module, checked by modpost)
   gen.py e2e --target linux --cpu vmx --smp 2   run it in an emulated VT-x machine (or --cpu svm)
   gen.py client qemu --target linux   build QEMU's NVMM accelerator against the port's libnvmm
-  gen.py fuzz --harness assist        fuzz libnvmm's instruction emulator (libFuzzer, ASan, UBSan)
+  gen.py build --target hosted        upstream's frontend in a process with a fake backend (ASan, UBSan)
+  gen.py e2e --target hosted          upstream's tests against it, no emulator
+  gen.py fuzz --target hosted --harness ioctl|assist   fuzz the ioctl surface or libnvmm's emulator
 """
 
 
@@ -225,9 +227,12 @@ def _add_e2e(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      "ioctl fuzz (100,000 calls), teardown on close, rmmod, and with --client qemu a Linux guest "
                      "booted by QEMU -accel nvmm. "
                      "Prints one line per step and PASS/FAIL (exit 1 on FAIL); keeps the serial log and "
-                     "result.json in build/e2e/TARGET-CPU-smpN/."))
-    p.add_argument("--target", required=True, help="a Kbuild target with userland (linux)")
-    p.add_argument("--cpu", required=True, choices=("vmx", "svm"), help="the emulated CPU's virtualization")
+                     "result.json in build/e2e/TARGET-CPU-smpN/. "
+                     "A hosted target (--target hosted) needs no emulator and no --cpu: upstream's test programs "
+                     "and the target's checks run as processes against the frontend and the fake backend, with "
+                     "ASan, UBSan and LeakSanitizer (results in build/e2e/hosted/)."))
+    p.add_argument("--target", required=True, help="a Kbuild target with userland (linux), or hosted")
+    p.add_argument("--cpu", choices=("vmx", "svm"), help="the emulated CPU's virtualization (kernel targets)")
     p.add_argument("--smp", type=int, default=1, metavar="N", help="emulated CPUs (default 1; the SMP step needs 2)")
     p.add_argument("--keep", metavar="DIR", help="work in DIR and keep everything (ISO, initramfs, programs)")
     p.add_argument("--upstream", metavar="NAME", help="which synced upstream (default: the only lock)")
@@ -277,8 +282,11 @@ def _add_fuzz(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      "of the port files the corpus covers and the findings (inputs that crashed, kept in "
                      "build/fuzz/HARNESS/findings/; each reproduces with the program and that file). Exit 1 "
                      "when there is a finding. Harness assist: libnvmm's x86 instruction emulator "
-                     "(nvmm_assist_mem, nvmm_assist_io) on guest-controlled state and bytes."))
-    p.add_argument("--target", default="linux", help="the port whose sources are fuzzed (default linux)")
+                     "(nvmm_assist_mem, nvmm_assist_io) on guest-controlled state and bytes. Harness ioctl: "
+                     "programs of ioctls (fuzzed commands, sizes, contents; two owners and root; scripted exits, "
+                     "signals, closes) against upstream's frontend on the hosted target, leak-checked after each."))
+    p.add_argument("--target", default="hosted",
+                   help="the port whose sources are fuzzed (default hosted; assist also takes a kernel target)")
     p.add_argument("--harness", required=True, choices=("assist", "ioctl"), help="what to fuzz")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--runs", type=int, metavar="N", help="stop after N executions (default 100000)")

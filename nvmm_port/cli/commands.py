@@ -223,6 +223,16 @@ def _report_addon(built: AddonBuilt) -> int:
 
 def e2e(project: Project, args: argparse.Namespace) -> int:
     from ..run.e2e import Options, report, run_e2e
+    from ..targets.spec import load_spec, resolve_target
+    if load_spec(resolve_target(project, args.target)).build.system == "hosted":
+        from ..run.hosted import run_hosted_e2e
+        _echo(f"hosted: upstream's tests and the target's checks in-process ({args.target})")
+        hosted = run_hosted_e2e(project, args.target, _echo, jobs=args.jobs, progress=_progress())
+        _echo(f"{'PASS' if hosted.passed else 'FAIL'} in {hosted.seconds:.1f} s; result: "
+              f"{hosted.final / 'result.json'}")
+        return 0 if hosted.passed else 1
+    if args.cpu is None:
+        raise PortError(f"target {args.target} runs in an emulated machine", None, "pass --cpu vmx or --cpu svm")
     opts = Options(cpu=args.cpu, smp=args.smp, leak_cycles=args.leak_cycles, fuzz_calls=args.fuzz_calls,
                    seed=args.seed, client=args.client)
     run = run_e2e(project, args.target, opts, _echo, upstream=args.upstream, kdir=_kdir(args), jobs=args.jobs,

@@ -11,7 +11,10 @@ the two programs, the working corpus (the seeds plus what the fuzzer found inter
 Harnesses:
   assist   libnvmm's x86 instruction emulator, nvmm_assist_mem() and nvmm_assist_io(), on
            guest-controlled state, instruction bytes, page tables and memory; libnvmm's ioctls
-           are answered by the harness itself, so no driver is needed
+           are answered by the harness itself, so no driver is needed (any target with libnvmm)
+  ioctl    NVMM's ioctl interface: programs of ioctls with fuzzed commands, sizes and contents from
+           two owners and root, scripted exits, signals, closes and unmaps, against upstream's
+           frontend on the hosted target (its fake backend, its glue), checked for leaks after each
 """
 
 from __future__ import annotations
@@ -28,27 +31,38 @@ from pathlib import Path
 from .. import ui
 from ..errors import PortError
 from ..project import Project
-from .build import build_target
+from .build import build_port
+from .haiku import AddonBuilt
+from .hosted import HostedBuilt
 from .sdk import install_sdk
 
 CLANG = "clang"
 LLVM_TOOLS = ("llvm-profdata-14", "llvm-cov-14")     # Debian 12's clang is 14: its llvm-14 has them
 
 
+# What a port-tree source is compiled as: libnvmm (the C library, the userland compat tree), upstream's
+# kernel world (-D_KERNEL, -nostdinc, the compat tree), or the hosted glue (the C library).
+LIBNVMM, KERNEL, GLUE = "libnvmm", "kernel", "glue"
+
+
 @dataclass(frozen=True)
 class Harness:
     name: str
-    sources: tuple[str, ...]        # port-tree sources compiled into it (relative to the tree)
-    covered: tuple[str, ...]        # port-tree files whose line coverage is reported
-    defines: tuple[str, ...] = ()   # for those sources only
+    sources: tuple[tuple[str, str], ...]    # (port-tree source, its world), relative to the tree
+    covered: tuple[str, ...]                # port-tree files whose line coverage is reported
+    defines: tuple[str, ...] = ()           # for its libnvmm sources only
+    hosted: bool = False                    # needs the hosted target's frontend and glue
 
 
 HARNESSES = {
     # libnvmm.c includes libnvmm_x86.c: one translation unit, as upstream builds it
-    "assist": Harness("assist", ("libnvmm/libnvmm.c",), ("libnvmm/libnvmm_x86.c", "libnvmm/libnvmm.c"),
+    "assist": Harness("assist", (("libnvmm/libnvmm.c", LIBNVMM),), ("libnvmm/libnvmm_x86.c", "libnvmm/libnvmm.c"),
                       ("-Dopen=nvmm_fuzz_open", "-Dioctl=nvmm_fuzz_ioctl")),
+    "ioctl": Harness("ioctl", (("driver/nvmm.c", KERNEL), ("driver/x86/nvmm_x86.c", KERNEL),
+                               ("driver/nvmm_hosted_bridge.c", KERNEL), ("driver/nvmm_hosted_backend.c", KERNEL),
+                               ("driver/nvmm_hosted_cpu.c", KERNEL), ("driver/nvmm_hosted.c", GLUE)),
+                     ("driver/nvmm.c", "driver/nvmm_hosted_backend.c"), hosted=True),
 }
-PLANNED = {"ioctl": "the ioctl harness needs the hosted target (upstream's frontend in a process), not built yet"}
 
 
 @dataclass
@@ -97,8 +111,18 @@ def _compile(cmd: list[str], what: Path) -> None:
                         proc.stderr.strip().splitlines()[-10:])
 
 
+def _world_flags(harness: Harness, world: str, objdir: Path, macro: str) -> list[str]:
+    if world == KERNEL:
+        return ["-D_KERNEL", f"-D{macro}", "-nostdinc", f"-I{objdir / 'compat'}", f"-I{objdir / 'driver'}",
+                f"-I{objdir / 'driver' / 'x86'}"]
+    if world == GLUE:
+        return [f"-D{macro}", f"-I{objdir / 'driver'}"]
+    return [f"-D{macro}", f"-I{objdir / 'compat-libnvmm'}", f"-I{objdir / 'libnvmm'}", f"-I{objdir / 'driver'}",
+            *harness.defines]
+
+
 def build_harness(project: Project, harness: Harness, objdir: Path, dest: Path, kind: str,
-                  extra: tuple[str, ...] = ()) -> Path:
+                  extra: tuple[str, ...] = (), macro: str = "NVMM_HOSTED") -> Path:
     """Compile the harness and its port-tree sources: ``kind`` fuzz (sanitizers) or cov
     (source-based coverage).  Returns the program."""
     flags = {"fuzz": ["-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=undefined"],
@@ -106,19 +130,20 @@ def build_harness(project: Project, harness: Harness, objdir: Path, dest: Path, 
     src = project.shim_dir / "common" / "fuzz" / f"fuzz_{harness.name}.c"
     if not src.is_file():
         raise PortError(f"no harness source for {harness.name}", src, "restore it from git")
-    sdk = install_sdk(objdir, dest / "sdk")
+    sdk = install_sdk(objdir, dest / "sdk", defines=(f"-D{macro}",))
     inc = sdk.prefix / "include" / "nvmm"
     objs = dest / f"obj-{kind}"
     objs.mkdir(parents=True, exist_ok=True)
     out = []
-    for rel in harness.sources:
+    for rel, world in harness.sources:
         o = objs / (Path(rel).stem + ".o")
-        _compile([CLANG, *flags, "-c", f"-I{objdir / 'compat-libnvmm'}", f"-I{objdir / 'libnvmm'}",
-                  f"-I{objdir / 'driver'}", *harness.defines, "-o", str(o), str(objdir / rel)], objdir / rel)
+        _compile([CLANG, *flags, "-c", *_world_flags(harness, world, objdir, macro), "-o", str(o),
+                  str(objdir / rel)], objdir / rel)
         out.append(o)
     o = objs / f"fuzz_{harness.name}.o"
-    _compile([CLANG, *flags, "-Wall", "-Wextra", "-Werror", *extra, "-c", f"-I{inc / 'libnvmm'}",
-              f"-I{inc / 'compat'}", f"-I{inc / 'driver'}", "-o", str(o), str(src)], src)
+    hosted_api = [f"-I{objdir / 'driver'}"] if harness.hosted else []
+    _compile([CLANG, *flags, "-Wall", "-Wextra", "-Werror", *extra, "-c", f"-D{macro}", f"-I{inc / 'libnvmm'}",
+              f"-I{inc / 'compat'}", f"-I{inc / 'driver'}", *hosted_api, "-o", str(o), str(src)], src)
     program = dest / (f"fuzz_{harness.name}" + ("" if kind == "fuzz" else "_cov"))
     _compile([CLANG, *flags, "-o", str(program), *map(str, out), str(o)], src)
     return program
@@ -199,24 +224,27 @@ def measure_coverage(program: Path, inputs: list[Path], covered: tuple[str, ...]
 def fuzz(project: Project, target: str, harness_name: str, runs: int | None, seconds: float | None,
          echo: Callable[[str], None], progress: ui.Progress = ui.SILENT) -> FuzzRun:
     """Build TARGET's port (if stale), then the harness, fuzz it and measure the corpus's coverage."""
-    if harness_name in PLANNED:
-        raise PortError(f"harness {harness_name}: {PLANNED[harness_name]}", None,
-                        f"use --harness {', '.join(HARNESSES)}")
     if harness_name not in HARNESSES:
         raise PortError(f"no harness {harness_name}", None, f"use --harness {', '.join(HARNESSES)}")
     if runs is None and seconds is None:
         runs = 100_000
     check_tools()
     harness = HARNESSES[harness_name]
-    built = build_target(project, target, None, None, None, False, 2, progress=progress)
-    if built.userland is None:
+    built = build_port(project, target, None, None, None, False, 2, progress=progress)
+    if isinstance(built, AddonBuilt):
+        raise PortError(f"target {built.spec.name} is cross-compiled for Haiku: nothing of it runs here", None,
+                        "fuzz --target hosted")
+    if harness.hosted and not isinstance(built, HostedBuilt):
+        raise PortError(f"the {harness.name} harness runs upstream's frontend in a process: target "
+                        f"{built.spec.name} is a kernel's", None, f"use --target hosted --harness {harness.name}")
+    if not isinstance(built, HostedBuilt) and built.userland is None:
         raise PortError(f"target {built.spec.name} builds no libnvmm", built.spec.toml_path,
                         "set [build] userland = true")
     dest = project.build_dir / "fuzz" / harness.name
     dest.mkdir(parents=True, exist_ok=True)
     echo(f"building fuzz_{harness.name} (libFuzzer, ASan, UBSan) against {built.objdir}")
-    program = build_harness(project, harness, built.objdir, dest, "fuzz")
-    cov_program = build_harness(project, harness, built.objdir, dest, "cov")
+    program = build_harness(project, harness, built.objdir, dest, "fuzz", macro=built.spec.macro)
+    cov_program = build_harness(project, harness, built.objdir, dest, "cov", macro=built.spec.macro)
     seed_dir = seeds(project, harness.name)
     what = f"{runs:,} executions" if runs is not None else f"{seconds:.0f} s"
     echo(f"fuzzing {harness.name} for {what} from {len(list(seed_dir.iterdir()))} seed(s)")

@@ -315,6 +315,11 @@ void nvmm_hosted_raise_signal(void)
 	nvmm_hosted_signals++;
 }
 
+void nvmm_hosted_clear_signals(void)
+{
+	nvmm_hosted_signals = 0;
+}
+
 _Bool nvmm_hosted_return_needed(void)
 {
 	if (nvmm_hosted_signals == 0)

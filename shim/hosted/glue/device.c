@@ -26,6 +26,9 @@ static void nvmm_hosted_start(void)
 	for (i = 0; i < NVMM_HOSTED_MAXCPUS; i++)
 		nvmm_hosted_cpus[i].number = i;
 	nvmm_hosted_init_error = nvmm_hosted_init();
+	/* At exit the process's descriptors close, as a kernel closes them: LeakSanitizer then sees
+	 * whatever the frontend failed to free. */
+	atexit(nvmm_hosted_process_exit);
 }
 
 int nvmm_hosted_open(const char *path, int flags, ...)
@@ -162,6 +165,12 @@ void nvmm_hosted_process_exit(void)
 		nvmm_hosted_remove(&nvmm_hosted_curproc_map, m->start, m->end);
 	}
 	pthread_mutex_unlock(&nvmm_hosted_maps_lock);
+}
+
+void nvmm_hosted_reset(void)
+{
+	nvmm_hosted_process_exit();
+	nvmm_hosted_kill_root_machines();
 }
 
 /* Objects and mappings alive, for leak checks: what a process's exit must leave at zero. */

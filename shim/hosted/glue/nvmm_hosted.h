@@ -180,6 +180,7 @@ const char *nvmm_hosted_backend_name(void);
 struct nvmm_owner *nvmm_hosted_owner_alloc(int pid);
 struct nvmm_owner *nvmm_hosted_root_owner(void);
 void nvmm_hosted_owner_free(struct nvmm_owner *owner);
+void nvmm_hosted_kill_root_machines(void);
 int nvmm_hosted_kernel_ioctl(struct nvmm_owner *owner, unsigned long cmd, void *data);
 
 #ifdef _KERNEL		/* upstream's world: the C library's declarations are not visible here */

@@ -19,8 +19,12 @@ int nvmm_hosted_munmap(void *addr, size_t len);
 /* The process exits: every descriptor of the device closes and its mappings go. */
 void nvmm_hosted_process_exit(void);
 
+/* The system starts afresh: the process exits and the root owner's machines are destroyed too. */
+void nvmm_hosted_reset(void);
+
 /* A signal arrives for the calling thread: its running vCPU returns to userland (EXIT_NONE). */
 void nvmm_hosted_raise_signal(void);
+void nvmm_hosted_clear_signals(void);
 
 /* What is alive: the process's and the kernel's mappings of NVMM objects, and the objects. */
 void nvmm_hosted_counts(unsigned long *mappings, unsigned long *kernel_mappings);

@@ -81,6 +81,13 @@ nvmm_hosted_owner_free(struct nvmm_owner *owner)
 	os_mem_free(owner, sizeof(*owner));
 }
 
+/* The root owner's machines outlive every file: a fresh system has none. */
+void
+nvmm_hosted_kill_root_machines(void)
+{
+	nvmm_kill_machines(&nvmm_root_owner);
+}
+
 int
 nvmm_hosted_kernel_ioctl(struct nvmm_owner *owner, unsigned long cmd, void *data)
 {
