@@ -7,14 +7,16 @@
  * An input is a program of operations run by two processes' worth of descriptors (two plain
  * owners and the root owner), so machines are created by one owner and attacked by the other:
  *
- *   op 0  ioctl: [owner 1][command 1][argument 0..N]: the command is one of NVMM's (by index) or,
- *         for an index past them, 4 raw bytes; the argument block is the command's size, filled
- *         from the input; a fix-up byte then points its pointer fields at a buffer of the input or
- *         leaves them as they are, and places host addresses inside the harness's own memory
+ *   op 0  ioctl: [owner 1][command 1 (+4)][n 1][argument n][m 1][buffer m][fix-up 1 (+3)]: the
+ *         command is one of NVMM's (by index) or, for an index past them, 4 raw bytes; the argument
+ *         block is the command's size, its first n bytes from the input, the rest zero; the fix-up
+ *         byte points its pointer fields at the buffer or at addresses the process does not have,
+ *         narrows ids, and places host addresses (3 more bytes) inside the harness's own memory
  *   op 1  script: [machine 1][vcpu 1][count 1][exits ...]: exits the fake backend returns next
  *   op 2  a signal for this thread (the next run returns EXIT_NONE)
  *   op 3  close one owner's descriptor (its machines die) and open it again
  *   op 4  unmap one of the comm pages the kernel mapped into the process
+ *   op 5  write into a comm page: [page 1][offset 2][n 1][bytes n] (the process owns that memory)
  *
  * Host addresses the process registers (hva) are kept inside the harness's pool: a process may
  * register any memory of its own, and mapping over the fuzzer's heap would test nothing of NVMM.
@@ -187,7 +189,7 @@ fix_up(struct input *in, unsigned long cmd, void *arg, uint8_t *buf, size_t bufl
 static void
 op_ioctl(struct input *in)
 {
-	uint8_t owner = byte(in) % 3, which = byte(in);
+	uint8_t owner = byte(in) % 3, which = byte(in), n;
 	unsigned long cmd;
 	uint64_t arg[256 / sizeof(uint64_t)];
 	static uint8_t buf[4096];
@@ -200,7 +202,9 @@ op_ioctl(struct input *in)
 	size = _IOC_SIZE(cmd);
 	if (size > sizeof(arg))
 		return;		/* larger than any NVMM argument: the device would reject it */
-	fill(in, arg, size);
+	memset(arg, 0, sizeof(arg));
+	n = byte(in);
+	fill(in, arg, n < size ? n : size);
 	fill(in, buf, byte(in));
 	fix_up(in, cmd, arg, buf, sizeof(buf));
 	if (nvmm_hosted_ioctl(fds[owner], cmd, arg) == 0 && cmd == NVMM_IOC_VCPU_CREATE && ncomms < MAX_COMMS)
@@ -218,6 +222,26 @@ op_script(struct input *in)
 		exits[i].reason = reasons[exits[i].reason % (sizeof(reasons) / sizeof(reasons[0]))];
 	}
 	nvmm_hosted_script(machid, cpuid, exits, n);
+}
+
+/* The process writes its own mapping of a comm page (if it is still mapped: mincore says). */
+static void
+op_comm(struct input *in)
+{
+	uint8_t page = byte(in), n;
+	uint16_t off = (uint16_t)bytes(in, 2) % PAGE;
+	unsigned char vec;
+	uint8_t *comm;
+
+	n = byte(in);
+	if (ncomms == 0)
+		return;
+	comm = comms[page % ncomms];
+	if (mincore(comm, PAGE, &vec) != 0)
+		return;
+	if (n > PAGE - off)
+		n = (uint8_t)(PAGE - off);
+	fill(in, comm + off, n);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -245,7 +269,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fds[i] = open_owner(i);
 	ncomms = 0;
 	for (ops = 0; ops < MAX_OPS && in.left > 0; ops++) {
-		switch (byte(&in) % 5) {
+		switch (byte(&in) % 6) {
 		case 0:
 			op_ioctl(&in);
 			break;
@@ -261,8 +285,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fds[i] = open_owner(i);
 			break;
 		case 4:
-			if (ncomms > 0)
-				nvmm_hosted_munmap(comms[byte(&in) % ncomms], PAGE);
+			if (ncomms > 0) {
+				/* forget it too: the address may be reused by anything */
+				i = byte(&in) % (int)ncomms;
+				nvmm_hosted_munmap(comms[i], PAGE);
+				comms[i] = comms[--ncomms];
+			}
+			break;
+		case 5:
+			op_comm(&in);
 			break;
 		}
 	}

@@ -230,13 +230,14 @@ static int nvmm_hosted_copy(const void *src, void *dst, unsigned long len)
 		panic("nvmm: pipe: %s\n", strerror(errno));
 	while (done < len && error == 0) {
 		size_t chunk = len - done > 4096 ? 4096 : len - done;
-		ssize_t n = write(nvmm_hosted_copy_pipe[1], (const char *)src + done, chunk);
+		/* user addresses are numbers, not objects: no pointer arithmetic on them (NULL + 0 is UB) */
+		ssize_t n = write(nvmm_hosted_copy_pipe[1], (const void *)((uintptr_t)src + done), chunk);
 
 		if (n < 0) {
 			error = errno == EFAULT ? EFAULT : EIO;
 			break;
 		}
-		if (read(nvmm_hosted_copy_pipe[0], (char *)dst + done, (size_t)n) != n) {
+		if (read(nvmm_hosted_copy_pipe[0], (void *)((uintptr_t)dst + done), (size_t)n) != n) {
 			error = EFAULT;
 			/* drain what the failed read left in the pipe */
 			char sink[4096];

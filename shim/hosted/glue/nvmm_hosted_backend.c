@@ -318,7 +318,12 @@ nvmm_hosted_vcpu_run(struct nvmm_machine *mach, struct nvmm_cpu *vcpu,
 	nvmm_hosted_vcpu_setstate(vcpu);
 	comm->state_cached = 0;
 
-	if (comm->event_commit) {
+	/*
+	 * event_commit is a bool in memory the process writes: any byte may be there, and loading a
+	 * bool that is neither 0 nor 1 is undefined (C11 6.2.6.1), so read the byte.  (The hardware
+	 * backends load it as a bool: reported upstream, found by the ioctl harness.)
+	 */
+	if (*(volatile uint8_t *)&comm->event_commit != 0) {
 		comm->event_commit = false;
 		if (nvmm_hosted_vcpu_inject(vcpu) != 0)
 			return EINVAL;
