@@ -5,6 +5,7 @@ the GitHub workflow schema it ships).  And the kernel releases the cells resolve
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -120,14 +121,16 @@ def test_the_committed_workflow_is_the_emitted_one_and_valid(capsys):
         pytest.skip(HOW_TO_SYNC)
     assert main(["--project", str(ROOT), "matrix", "--emit", "github", "--check"]) == 0, \
         "run gen.py matrix --emit github"
-    assert "11 jobs" in capsys.readouterr().out          # 8 Linux, 2 Linux with QEMU, 1 Haiku
+    assert "12 jobs" in capsys.readouterr().out          # 8 Linux, 2 Linux with QEMU, 1 Haiku, 1 hosted
     assert main(["--project", str(ROOT), "matrix"]) == 0
     listing = capsys.readouterr().out
-    assert "11 cell(s)" in listing and "haiku@47136e7183" in listing and "6.12-rt" in listing
+    assert "12 cell(s)" in listing and "haiku@47136e7183" in listing and "6.12-rt" in listing
+    assert re.search(r"^hosted\s+-\s+-\s+dragonfly-2024\s+-\s+generate build e2e$", listing, re.M)
     assert listing.count(" qemu ") == 2 and "generate build client e2e" in listing
     workflow = (ROOT / m.WORKFLOW).read_text()
     assert "python gen.py setup --for build,e2e,qemu --kernel-release 6.1" in workflow
     assert "--filter client=qemu" in workflow
+    assert "python gen.py setup --for build\n" in workflow       # the hosted cell: no emulator to set up
     assert workflow.count("uses: actions/cache@v4") == 2 and "path: ~/.cache/nvmm-port" in workflow
     tool = shutil.which("check-jsonschema") or str(Path(sys.executable).parent / "check-jsonschema")
     if not Path(tool).exists():

@@ -60,8 +60,9 @@ def test_plan_marks_what_dpkg_has_and_says_why():
     run, calls = fake_dpkg({"git", "make", "gcc"})
     pl = system.plan(("build",), run=run)
     assert len(calls) == 1                       # one dpkg-query for the whole plan
-    assert [s.package for s in pl.steps] == ["git", "make", "gcc", "libc6-dev", "binutils", "linux-headers-amd64", "clang"]
-    assert pl.missing == ["libc6-dev", "binutils", "linux-headers-amd64", "clang"]
+    assert [s.package for s in pl.steps] == ["git", "make", "gcc", "libc6-dev", "binutils", "linux-headers-amd64", "clang",
+                                             "libclang-rt-14-dev"]
+    assert pl.missing == ["libc6-dev", "binutils", "linux-headers-amd64", "clang", "libclang-rt-14-dev"]
     assert all(s.why for s in pl.steps)
     # nothing of e2e's in a build plan; the test job adds unifdef and the fuzzing runtimes
     assert "bochs" not in pl.missing

@@ -227,7 +227,8 @@ def e2e(project: Project, args: argparse.Namespace) -> int:
     if load_spec(resolve_target(project, args.target)).build.system == "hosted":
         from ..run.hosted import run_hosted_e2e
         _echo(f"hosted: upstream's tests and the target's checks in-process ({args.target})")
-        hosted = run_hosted_e2e(project, args.target, _echo, jobs=args.jobs, progress=_progress())
+        hosted = run_hosted_e2e(project, args.target, _echo, upstream=args.upstream, jobs=args.jobs,
+                                progress=_progress())
         _echo(f"{'PASS' if hosted.passed else 'FAIL'} in {hosted.seconds:.1f} s; result: "
               f"{hosted.final / 'result.json'}")
         return 0 if hosted.passed else 1

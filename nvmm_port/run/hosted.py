@@ -193,12 +193,12 @@ class HostedRun:
                              for p in self.programs]}
 
 
-def run_hosted_e2e(project: Project, target: str, echo: Callable[[str], None], jobs: int = 2,
-                   progress: ui.Progress = ui.SILENT) -> HostedRun:
+def run_hosted_e2e(project: Project, target: str, echo: Callable[[str], None], upstream: str | None = None,
+                   jobs: int = 2, progress: ui.Progress = ui.SILENT) -> HostedRun:
     """Build the hosted target if stale and run upstream's test programs and our checks in-process."""
     from .build import build_port
     t0 = time.monotonic()
-    built = build_port(project, target, None, None, None, False, jobs, progress=progress)
+    built = build_port(project, target, upstream, None, None, False, jobs, progress=progress)
     if not isinstance(built, HostedBuilt):
         raise PortError(f"target {target} is not a hosted target", None, "use gen.py e2e --cpu ... for kernel targets")
     final = project.build_dir / "e2e" / built.spec.name

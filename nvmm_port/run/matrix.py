@@ -117,6 +117,9 @@ def cells(project: Project) -> list[Cell]:
                 out += [Cell(spec.name, k, c, up, plain) for k in LINUX_KERNELS for c in CPUS]
                 out += [Cell(spec.name, k, c, up, STEPS, client) for client in CLIENTS for k in CLIENT_KERNELS
                         for c in CPUS]
+            elif spec.build.system == "hosted":
+                # a process: no kernel, no emulated CPU; its e2e runs upstream's tests in-process
+                out.append(Cell(spec.name, "-", "-", up, ("generate", "build", "e2e")))
             elif spec.sysroot.name:
                 out.append(Cell(spec.name, f"{spec.sysroot.name}@{spec.sysroot.ref}", "-", up, ("generate", "build")))
             else:
@@ -154,8 +157,8 @@ def commands(cell: Cell, project: Project) -> dict[str, list[str]]:
         "generate": [*base, "generate", "--target", cell.target, "--upstream", cell.upstream, "--out", out],
         "build": [*base, "build", "--target", cell.target, "--upstream", cell.upstream, "--out", out, *kernel],
         "client": [*base, "client", cell.client, "--target", cell.target],
-        "e2e": [*base, "e2e", "--target", cell.target, "--upstream", cell.upstream, "--cpu", cell.cpu,
-                "--smp", str(SMP), *kernel, *client],
+        "e2e": [*base, "e2e", "--target", cell.target, "--upstream", cell.upstream,
+                *(["--cpu", cell.cpu, "--smp", str(SMP)] if cell.cpu != "-" else []), *kernel, *client],
     }
 
 
@@ -261,7 +264,7 @@ def github_workflow(all_cells: list[Cell]) -> str:
             "id": ident, "name": f"{c.target} {c.kernel} {c.cpu} {c.upstream}"
                                  + (f" client={c.client}" if c.client != "-" else ""),
             "setup_for": ",".join(j for j, step in (("build", "build"), ("e2e", "e2e"), ("qemu", "client"))
-                                  if step in c.steps),
+                                  if step in c.steps and not (j == "e2e" and c.cpu == "-")),
             "kernels": [c.kernel] if c.kernel in LINUX_KERNELS else [],
             "upstream": c.upstream,
             "client": c.client if c.client != "-" else None,

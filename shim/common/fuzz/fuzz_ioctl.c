@@ -207,8 +207,19 @@ op_ioctl(struct input *in)
 	fill(in, arg, n < size ? n : size);
 	fill(in, buf, byte(in));
 	fix_up(in, cmd, arg, buf, sizeof(buf));
-	if (nvmm_hosted_ioctl(fds[owner], cmd, arg) == 0 && cmd == NVMM_IOC_VCPU_CREATE && ncomms < MAX_COMMS)
+	if (nvmm_hosted_ioctl(fds[owner], cmd, arg) != 0)
+		return;
+	if (cmd == NVMM_IOC_VCPU_CREATE && ncomms < MAX_COMMS)
 		comms[ncomms++] = ((struct nvmm_ioc_vcpu_create *)arg)->comm;
+#ifdef NVMM_FUZZ_PLANTED_BUG
+	/* tests/test_hosted.py: a bug behind a vCPU's I/O exit, which the fuzzer must reach */
+	if (cmd == NVMM_IOC_VCPU_RUN && ((struct nvmm_ioc_vcpu_run *)arg)->exit.reason == NVMM_VCPU_EXIT_IO) {
+		char *planted = malloc(8);
+
+		planted[((struct nvmm_ioc_vcpu_run *)arg)->exit.u.io.operand_size + 8] = 1;
+		free(planted);
+	}
+#endif
 }
 
 static void

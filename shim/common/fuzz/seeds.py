@@ -65,7 +65,7 @@ SEEDS = {
  GPA_UNMAP, HVA_MAP, HVA_UNMAP, CTL) = range(16)
 X_NONE, X_INVALID, X_MEMORY, X_IO, X_SHUTDOWN, X_INT_READY, X_NMI_READY, X_HALTED = range(8)
 X_RDMSR, X_WRMSR, X_CPUID = 9, 10, 13
-EXIT_SIZE = 72                      # struct nvmm_x86_exit on x86-64
+EXIT_SIZE = 64                      # struct nvmm_x86_exit on x86-64: reason, union (32), exitstate (24)
 CONF_CPUID, CONF_TPR = 200, 201     # NVMM_VCPU_CONF_CPUID, _TPR
 PLAIN_A, PLAIN_B, ROOT = 0, 1, 2
 
@@ -110,8 +110,8 @@ IOCTL_SEEDS = {
     + ioctl(PLAIN_A, VDESTROY, IDS) + ioctl(PLAIN_A, MDESTROY, struct.pack("<I", 0)),
     "two-owners": MV
     + ioctl(PLAIN_B, VCREATE, struct.pack("<II", 0, 1)) + ioctl(PLAIN_B, MDESTROY, struct.pack("<I", 0))
-    + ioctl(ROOT, CTL, struct.pack("<i", 0), buf=struct.pack("<I", 0).ljust(32, b"\0"), how=3)
-    + ioctl(PLAIN_B, CTL, struct.pack("<i", 0), buf=struct.pack("<I", 0).ljust(32, b"\0"), how=3)
+    + ioctl(ROOT, CTL, struct.pack("<i4xQQ", 0, 0, 32), buf=bytes(32), how=1)
+    + ioctl(PLAIN_B, CTL, struct.pack("<i4xQQ", 0, 0, 32), buf=bytes(32), how=1)
     + bytes([3, PLAIN_A]) + ioctl(PLAIN_B, MCREATE) + ioctl(ROOT, MCREATE) + ioctl(ROOT, CAP),
     "configure-inject": MV
     + ioctl(PLAIN_A, VCONF, struct.pack("<IIQ", 0, 0, CONF_CPUID), buf=struct.pack("<II", 2, 0).ljust(40, b"\0"),
