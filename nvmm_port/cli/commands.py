@@ -19,6 +19,7 @@ from ..project import Project
 
 if TYPE_CHECKING:
     from ..run.haiku import AddonBuilt
+    from ..run.hosted import HostedBuilt
     from ..upstream.sync import SummaryRow
 
 

@@ -139,7 +139,8 @@ def run_program(exe: Path, suppressions: Path, timeout: float = 120.0) -> Progra
                                    "LSAN_OPTIONS": f"suppressions={suppressions}:print_suppressions=0",
                                    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"})
     except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        raw: bytes | str | None = exc.stdout
+        out = raw.decode(errors="replace") if isinstance(raw, bytes) else (raw or "")
         return ProgramRun(exe.name, -1, timeout, output=out + f"\n(timed out after {timeout:.0f} s)")
     run = ProgramRun(exe.name, proc.returncode, time.monotonic() - t0, output=proc.stdout + proc.stderr)
     for m in _CASE.finditer(proc.stdout):
@@ -148,8 +149,9 @@ def run_program(exe: Path, suppressions: Path, timeout: float = 120.0) -> Progra
         if line.startswith("FAIL "):
             name, _, why = line[5:].partition(": ")
             run.cases.append(CaseResult(name, "failed", why))
-    if m := _SANITIZER.search(proc.stderr):
-        run.sanitizer = proc.stderr[m.start():].splitlines()[0].strip()
+    report = _SANITIZER.search(proc.stderr)
+    if report:
+        run.sanitizer = proc.stderr[report.start():].splitlines()[0].strip()
     return run
 
 
@@ -171,7 +173,8 @@ def build_checks(project: Project, built: HostedBuilt, dest: Path) -> Path | Non
            "-Wall", "-Werror", "-o", str(exe), str(src), str(built.libnvmm), str(built.library), "-lpthread"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise PortError(f"{src.name} did not compile", src, "fix the errors below", proc.stderr.strip().splitlines()[-10:])
+        raise PortError(f"{src.name} did not compile", src, "fix the errors below",
+                        proc.stderr.strip().splitlines()[-10:])
     return exe
 
 
