@@ -13,7 +13,7 @@ tests/test_layers.py).  From the bottom up:
   targets/      spec (the TargetSpec schema and its validation), render (variation points and the
                 contract), compat (BSD compat headers), writer (the output trees it owns), generate,
                 extract, scaffold
-  run/          build (Kbuild, userland), bootimage, bochs, e2e
+  run/          build (Kbuild, userland, Jam, hosted), bootimage, bochs, e2e, hosted, fuzz, mutate
   cli           the command line: parses arguments, calls the library, prints
 
 Library functions take typed arguments and return results; only ``cli`` parses arguments.
