@@ -207,23 +207,37 @@ def userland(out: Path, jobs: int, cc: str | None = None, progress: ui.Progress 
     with progress.task("make libnvmm and the tests") as update:
         returncode, text = _make(cmd, log, step, update)
     res = UserlandResult(log=log)
-    res.compiled = sorted({_rel(m.group(1), out) for m in _MAKE_COMPILED.finditer(text)})
-    for m in _WARNING.finditer(text):
-        res.warnings.setdefault(_rel(m.group(1), out), []).append(f"{m.group(2)}: {m.group(3)}")
+    res.compiled, res.warnings = make_report(text, out)
     if returncode != 0:
         raise build_failure(f"libnvmm or the tests did not build (make exit {returncode})", text, log, out)
-    mk = (out / "Makefile.userland").read_text()
-    programs = re.search(r"^PROGRAMS := (.*)$", mk, re.M)
-    for rel in (programs.group(1).split() if programs else []):
-        exe = out / rel
-        if not exe.is_file():
-            raise PortError(f"the userland build produced no {rel}", log, "check Makefile.userland and the log")
+    for exe in made_programs(out, "Makefile.userland", log):
         if not is_static_elf(exe):
-            raise PortError(f"{rel} is not a static executable", log, "link it with -static")
+            raise PortError(f"{exe.relative_to(out)} is not a static executable", log, "link it with -static")
         res.programs[exe.name] = exe
     lib = out / "libnvmm" / "libnvmm.a"
     res.library = lib if lib.is_file() else None
     return res
+
+
+def make_report(text: str, out: Path) -> tuple[list[str], dict[str, list[str]]]:
+    """The objects a make run compiled (from its ``cc ... -c -o X.o`` lines) and its compiler warnings
+    by file, relative to ``out``."""
+    compiled = sorted({_rel(m.group(1), out) for m in _MAKE_COMPILED.finditer(text)})
+    warnings: dict[str, list[str]] = {}
+    for m in _WARNING.finditer(text):
+        warnings.setdefault(_rel(m.group(1), out), []).append(f"{m.group(2)}: {m.group(3)}")
+    return compiled, warnings
+
+
+def made_programs(out: Path, makefile: str, log: Path) -> list[Path]:
+    """The programs a make file's ``PROGRAMS :=`` line names, each checked to exist."""
+    programs = re.search(r"^PROGRAMS := (.*)$", (out / makefile).read_text(), re.M)
+    found = []
+    for rel in (programs.group(1).split() if programs else []):
+        if not (out / rel).is_file():
+            raise PortError(f"the build produced no {rel}", log, f"check {makefile} and the log")
+        found.append(out / rel)
+    return found
 
 
 @dataclass

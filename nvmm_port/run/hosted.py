@@ -35,12 +35,11 @@ from ..project import Project
 from ..targets.generate import render_tree
 from ..targets.spec import TargetSpec
 from ..targets.writer import WriteReport, write_tree
-from .build import _WARNING, _make, _rel
+from .build import _MAKE_COMPILED, _make, _rel, made_programs, make_report
 from .diagnostics import build_failure
 from .objdir import mirror_tree, objdir_of
 
 CLANG = "clang"
-_COMPILED = re.compile(r"\s-c\s+-o\s+(\S+\.o)\s", re.M)
 _SANITIZER = re.compile(r"^(?:==\d+==ERROR: \w+Sanitizer|.*runtime error: )", re.M)
 
 
@@ -78,7 +77,7 @@ def build_hosted(project: Project, spec: TargetSpec, surface: Surface, cache: Pa
     cmd = ["make", "-C", str(objdir), f"-j{jobs}", f"CC={CLANG}"]
 
     def step(line: str) -> str | None:
-        m = _COMPILED.search(line)
+        m = _MAKE_COMPILED.search(line)
         return f"CC {_rel(m.group(1), objdir)}" if m else None
     with progress.task("make the hosted library, libnvmm and the tests") as update:
         returncode, text = _make(cmd, log, step, update)
@@ -86,16 +85,8 @@ def build_hosted(project: Project, spec: TargetSpec, surface: Surface, cache: Pa
         raise build_failure(f"the hosted build failed (make exit {returncode})", text, log, objdir)
     built = HostedBuilt(spec, out, objdir, objdir / "libnvmm_hosted.a", objdir / "libnvmm" / "libnvmm.a",
                         log=log, rendered=report)
-    built.compiled = sorted({_rel(m.group(1), objdir) for m in _COMPILED.finditer(text)})
-    for m in _WARNING.finditer(text):
-        built.warnings.setdefault(_rel(m.group(1), objdir), []).append(f"{m.group(2)}: {m.group(3)}")
-    mk = (objdir / "Makefile").read_text()
-    programs = re.search(r"^PROGRAMS := (.*)$", mk, re.M)
-    for rel in (programs.group(1).split() if programs else []):
-        exe = objdir / rel
-        if not exe.is_file():
-            raise PortError(f"the hosted build produced no {rel}", log, "check the Makefile and the log")
-        built.programs[exe.name] = exe
+    built.compiled, built.warnings = make_report(text, objdir)
+    built.programs = {exe.name: exe for exe in made_programs(objdir, "Makefile", log)}
     for p in (built.library, built.libnvmm):
         if not p.is_file():
             raise PortError(f"the hosted build produced no {p.name}", log, "check the Makefile and the log")
@@ -220,7 +211,7 @@ def run_hosted_e2e(project: Project, target: str, echo: Callable[[str], None], u
         verdict = "PASS" if run.passed else "FAIL"
         ok = sum(c.status == "passed" for c in run.cases)
         why = run.sanitizer or ("" if run.passed else _failure_line(run))
-        echo(f"  {verdict:<5} {exe.name:<14} {run.seconds:5.1f}s  {ok}/{len(run.cases)} case(s) passed"
+        echo(f"  {verdict:<5} {exe.name:<14} {run.seconds:5.2f}s  {ok}/{len(run.cases)} case(s) passed"
              + (f"; {why}" if why else ""))
     res = HostedRun(runs, time.monotonic() - t0, final)
     (final / "result.json").write_text(json.dumps(res.to_json(), indent=1) + "\n")

@@ -102,15 +102,10 @@ nvmm_hosted_machine_configure(struct nvmm_machine *mach, uint64_t op, void *data
 /* -------------------------------------------------------------------------- */
 /* State: the comm page protocol */
 
+/* Copy the state groups of flags (NVMM_X64_STATE_*) from one register file to the other. */
 static void
-nvmm_hosted_vcpu_setstate(struct nvmm_cpu *vcpu)
+nvmm_hosted_copy_state(struct nvmm_x64_state *to, const struct nvmm_x64_state *from, uint64_t flags)
 {
-	struct nvmm_comm_page *comm = vcpu->comm;
-	struct nvmm_hosted_vcpu *vc = vcpu->cpudata;
-	const struct nvmm_x64_state *from = &comm->state;
-	struct nvmm_x64_state *to = &vc->state;
-	uint64_t flags = comm->state_wanted;
-
 	if (flags & NVMM_X64_STATE_SEGS)
 		memcpy(to->segs, from->segs, sizeof(to->segs));
 	if (flags & NVMM_X64_STATE_GPRS)
@@ -121,13 +116,26 @@ nvmm_hosted_vcpu_setstate(struct nvmm_cpu *vcpu)
 		memcpy(to->drs, from->drs, sizeof(to->drs));
 	if (flags & NVMM_X64_STATE_MSRS)
 		memcpy(to->msrs, from->msrs, sizeof(to->msrs));
-	if (flags & NVMM_X64_STATE_INTR) {
+	if (flags & NVMM_X64_STATE_INTR)
 		to->intr = from->intr;
-		vc->int_window_exit = from->intr.int_window_exiting;
-		vc->nmi_window_exit = from->intr.nmi_window_exiting;
+	if (flags & NVMM_X64_STATE_FPU)
+		to->fpu = from->fpu;
+}
+
+static void
+nvmm_hosted_vcpu_setstate(struct nvmm_cpu *vcpu)
+{
+	struct nvmm_comm_page *comm = vcpu->comm;
+	struct nvmm_hosted_vcpu *vc = vcpu->cpudata;
+	struct nvmm_x64_state *to = &vc->state;
+	uint64_t flags = comm->state_wanted;
+
+	nvmm_hosted_copy_state(to, &comm->state, flags);
+	if (flags & NVMM_X64_STATE_INTR) {
+		vc->int_window_exit = to->intr.int_window_exiting;
+		vc->nmi_window_exit = to->intr.nmi_window_exiting;
 	}
 	if (flags & NVMM_X64_STATE_FPU) {
-		to->fpu = from->fpu;
 		/* the host's MXCSR mask bounds what the guest may set (as FXRSTOR would fault) */
 		to->fpu.fx_mxcsr_mask &= x86_fpu_mxcsr_mask;
 		to->fpu.fx_mxcsr &= to->fpu.fx_mxcsr_mask;
@@ -142,28 +150,14 @@ nvmm_hosted_vcpu_getstate(struct nvmm_cpu *vcpu)
 {
 	struct nvmm_comm_page *comm = vcpu->comm;
 	struct nvmm_hosted_vcpu *vc = vcpu->cpudata;
-	const struct nvmm_x64_state *from = &vc->state;
-	struct nvmm_x64_state *to = &comm->state;
 	uint64_t flags = comm->state_wanted;
 
-	if (flags & NVMM_X64_STATE_SEGS)
-		memcpy(to->segs, from->segs, sizeof(to->segs));
-	if (flags & NVMM_X64_STATE_GPRS)
-		memcpy(to->gprs, from->gprs, sizeof(to->gprs));
-	if (flags & NVMM_X64_STATE_CRS)
-		memcpy(to->crs, from->crs, sizeof(to->crs));
-	if (flags & NVMM_X64_STATE_DRS)
-		memcpy(to->drs, from->drs, sizeof(to->drs));
-	if (flags & NVMM_X64_STATE_MSRS)
-		memcpy(to->msrs, from->msrs, sizeof(to->msrs));
+	nvmm_hosted_copy_state(&comm->state, &vc->state, flags);
 	if (flags & NVMM_X64_STATE_INTR) {
-		to->intr = from->intr;
-		to->intr.int_window_exiting = vc->int_window_exit;
-		to->intr.nmi_window_exiting = vc->nmi_window_exit;
-		to->intr.evt_pending = vc->evt_pending;
+		comm->state.intr.int_window_exiting = vc->int_window_exit;
+		comm->state.intr.nmi_window_exiting = vc->nmi_window_exit;
+		comm->state.intr.evt_pending = vc->evt_pending;
 	}
-	if (flags & NVMM_X64_STATE_FPU)
-		to->fpu = from->fpu;
 
 	comm->state_wanted = 0;
 	comm->state_cached |= flags;
