@@ -124,6 +124,10 @@ IOCTL_SEEDS = {
     "comm-write": MV + bytes([5, 0]) + struct.pack("<H", 16) + bytes([8]) + struct.pack("<Q", 0x7F)
     + ioctl(PLAIN_A, RUN, IDS) + bytes([4, 0]),
     "raw-command": bytes([0, PLAIN_A, 200]) + struct.pack("<I", 0xC008_4E01) + bytes([0, 0, 0]),
+    # the process stores 0x7F in the comm page's bool event_commit (offset 1040 on x86-64), then runs:
+    # a backend that loads it as a bool has undefined behaviour (the ioctl harness's first upstream-side
+    # finding; the fake backend reads the byte)
+    "event-commit-byte": MV + bytes([5, 0]) + struct.pack("<H", 1040) + bytes([1, 0x7F]) + ioctl(PLAIN_A, RUN, IDS),
 }
 
 
