@@ -147,24 +147,24 @@ static void
 check_state_and_events(struct nvmm_machine *mach, struct nvmm_vcpu *vcpu)
 {
 	const char *name = "state and events";
-	struct nvmm_x64_state *state = vcpu->state;
+	struct nvmm_x64_state *regs = vcpu->state;
 	struct nvmm_vcpu_exit ex;
 
 	CHECK(name, nvmm_vcpu_getstate(mach, vcpu, NVMM_X64_STATE_ALL) == 0, "getstate");
-	CHECK(name, state->segs[NVMM_X64_SEG_CS].selector == 0xF000 &&
-	      state->gprs[NVMM_X64_GPR_RIP] == 0xFFF0, "not the RESET state: CS %#x RIP %#lx",
-	      state->segs[NVMM_X64_SEG_CS].selector, (unsigned long)state->gprs[NVMM_X64_GPR_RIP]);
-	state->gprs[NVMM_X64_GPR_RBX] = 0x1234;
-	state->gprs[NVMM_X64_GPR_RFLAGS] |= RFLAGS_IF;
-	state->intr.int_window_exiting = 1;
+	CHECK(name, regs->segs[NVMM_X64_SEG_CS].selector == 0xF000 &&
+	      regs->gprs[NVMM_X64_GPR_RIP] == 0xFFF0, "not the RESET state: CS %#x RIP %#lx",
+	      regs->segs[NVMM_X64_SEG_CS].selector, (unsigned long)regs->gprs[NVMM_X64_GPR_RIP]);
+	regs->gprs[NVMM_X64_GPR_RBX] = 0x1234;
+	regs->gprs[NVMM_X64_GPR_RFLAGS] |= RFLAGS_IF;
+	regs->intr.int_window_exiting = 1;
 	CHECK(name, nvmm_vcpu_setstate(mach, vcpu, NVMM_X64_STATE_GPRS | NVMM_X64_STATE_INTR) == 0, "setstate");
 	CHECK(name, nvmm_vcpu_run(mach, vcpu) == 0 && vcpu->exit->reason == NVMM_VCPU_EXIT_INT_READY,
 	      "asked for the interrupt window with IF set, got %#lx", (unsigned long)vcpu->exit->reason);
-	state->gprs[NVMM_X64_GPR_RBX] = 0;
+	regs->gprs[NVMM_X64_GPR_RBX] = 0;
 	CHECK(name, nvmm_vcpu_getstate(mach, vcpu, NVMM_X64_STATE_GPRS) == 0 &&
-	      state->gprs[NVMM_X64_GPR_RBX] == 0x1234, "RBX after a run: %#lx",
-	      (unsigned long)state->gprs[NVMM_X64_GPR_RBX]);
-	state->intr.int_window_exiting = 0;
+	      regs->gprs[NVMM_X64_GPR_RBX] == 0x1234, "RBX after a run: %#lx",
+	      (unsigned long)regs->gprs[NVMM_X64_GPR_RBX]);
+	regs->intr.int_window_exiting = 0;
 	nvmm_vcpu_setstate(mach, vcpu, NVMM_X64_STATE_INTR);
 
 	vcpu->event->type = NVMM_VCPU_EVENT_EXCP;

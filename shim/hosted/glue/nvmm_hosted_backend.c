@@ -26,6 +26,10 @@
 
 #include "nvmm_hosted_fake.h"
 
+/* What an I/O or memory exit provides in the comm page: all that libnvmm's assists read. */
+#define NVMM_HOSTED_ASSIST_STATE \
+	(NVMM_X64_STATE_GPRS | NVMM_X64_STATE_SEGS | NVMM_X64_STATE_CRS | NVMM_X64_STATE_MSRS)
+
 /* The fake CPU's instructions per entry before it returns as a host interrupt would. */
 #define NVMM_HOSTED_BUDGET	100000
 
@@ -71,8 +75,6 @@ nvmm_hosted_capability(struct nvmm_capability *cap)
 	cap->arch.conf_cpuid_maxops = NVMM_HOSTED_NCPUIDS;
 }
 
-/* -------------------------------------------------------------------------- */
-
 static void
 nvmm_hosted_machine_create(struct nvmm_machine *mach)
 {
@@ -99,7 +101,6 @@ nvmm_hosted_machine_configure(struct nvmm_machine *mach, uint64_t op, void *data
 	return EINVAL;		/* x86 has no machine configuration */
 }
 
-/* -------------------------------------------------------------------------- */
 /* State: the comm page protocol */
 
 /* Copy the state groups of flags (NVMM_X64_STATE_*) from one register file to the other. */
@@ -194,7 +195,6 @@ nvmm_hosted_vcpu_inject(struct nvmm_cpu *vcpu)
 	return 0;
 }
 
-/* -------------------------------------------------------------------------- */
 /* vCPUs */
 
 static int
@@ -277,7 +277,6 @@ nvmm_hosted_vcpu_configure(struct nvmm_cpu *vcpu, uint64_t op, void *data)
 	}
 }
 
-/* -------------------------------------------------------------------------- */
 /* Running */
 
 /* The next scripted exit, if any (the registry lock orders it with nvmm_hosted_script()). */
@@ -345,8 +344,7 @@ nvmm_hosted_vcpu_run(struct nvmm_machine *mach, struct nvmm_cpu *vcpu,
 	switch (exit->reason) {
 	case NVMM_VCPU_EXIT_IO:
 	case NVMM_VCPU_EXIT_MEMORY:
-		nvmm_hosted_state_provide(vcpu, NVMM_X64_STATE_GPRS | NVMM_X64_STATE_SEGS |
-		    NVMM_X64_STATE_CRS | NVMM_X64_STATE_MSRS);
+		nvmm_hosted_state_provide(vcpu, NVMM_HOSTED_ASSIST_STATE);
 		break;
 	case NVMM_VCPU_EXIT_RDMSR:
 	case NVMM_VCPU_EXIT_WRMSR:
@@ -366,7 +364,6 @@ nvmm_hosted_vcpu_run(struct nvmm_machine *mach, struct nvmm_cpu *vcpu,
 	return 0;
 }
 
-/* -------------------------------------------------------------------------- */
 /* The program's side (nvmm_hosted_api.h) */
 
 static struct nvmm_hosted_vcpu *
@@ -417,8 +414,6 @@ nvmm_hosted_vcpu_stats(unsigned int machid, unsigned int cpuid, unsigned long *i
 	os_mtx_unlock(&nvmm_hosted_registry_lock);
 	return error;
 }
-
-/* -------------------------------------------------------------------------- */
 
 const struct nvmm_impl nvmm_x86_svm = {
 	.name = "hosted-fake",

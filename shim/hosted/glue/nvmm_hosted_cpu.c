@@ -68,7 +68,6 @@ struct insn {
 	uint64_t imm;
 };
 
-/* -------------------------------------------------------------------------- */
 /* Exits */
 
 static int
@@ -90,7 +89,6 @@ fake_exit_memory(struct fake *f, uint64_t gpa, int prot)
 	return 1;
 }
 
-/* -------------------------------------------------------------------------- */
 /* Guest memory */
 
 static uint8_t *
@@ -184,7 +182,6 @@ fake_linear(struct fake *f, int seg, uint64_t off, int adsize)
 	return fake_seg_base(f, seg) + off;
 }
 
-/* -------------------------------------------------------------------------- */
 /* Registers */
 
 static uint64_t
@@ -218,7 +215,6 @@ reg_set(struct fake *f, const struct insn *in, int reg, int size, uint64_t val)
 		*r = (*r & ~size_mask(size)) | (val & size_mask(size));
 }
 
-/* -------------------------------------------------------------------------- */
 /* Decoding (Intel SDM Vol. 2, chapter 2) */
 
 static int
@@ -340,7 +336,6 @@ fetch_imm(struct fake *f, struct insn *in, int size)
 	return 0;
 }
 
-/* -------------------------------------------------------------------------- */
 /* Arithmetic (RFLAGS as Vol. 1, appendix A describes for each) */
 
 static uint64_t
@@ -412,7 +407,6 @@ condition(uint64_t fl, unsigned int cc)
 	return (cc & 1) ? !r : r;
 }
 
-/* -------------------------------------------------------------------------- */
 /* Execution */
 
 static uint64_t
